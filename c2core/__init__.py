@@ -1,0 +1,12 @@
+"""c2: a Caffe2-compatible deep learning framework core.
+
+``from c2core import core, workspace`` gives Caffe2's Python API; operators
+come from op packs found through the ``c2core.plugins`` entry points.
+"""
+__version__ = "0.1.0"
+
+
+def register(plugin, name=None):
+    """Register an op pack in-process (a module or object with hook implementations)."""
+    from c2core import registry
+    return registry.register(plugin, name=name)

@@ -1,0 +1,44 @@
+"""The hooks an op pack implements: this module is the plugin author's reference.
+
+A pack is any module or object with functions marked ``@hookimpl``. Installed
+packs advertise it through the ``c2core.plugins`` entry-point group::
+
+    [project.entry-points."c2core.plugins"]
+    mypack = "mypack.plugin"
+
+For quick experiments, register it in-process: ``c2core.register(module)``.
+"""
+import pluggy
+
+PROJECT = "c2core"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def c2core_register_ops(registrar):
+    """Declare the pack's operators.
+
+    Call ``registrar.schema(OpSchema(...))`` for each new operator type,
+    ``registrar.kernel(op_type, cls, device=CPU, engine="")`` for each
+    implementation, and ``registrar.gradient(op_type, fn)`` or
+    ``registrar.no_gradient(op_type)`` to say how it differentiates. Kernels
+    for operators whose schema another pack declares are fine (a GPU pack
+    adds CUDA kernels for CPU-pack schemas); declaring an existing schema or
+    an existing (op, device, engine) triple is an error naming both packs.
+    """
+
+
+@hookspec
+def c2core_pack_info():
+    """Return ``{"name": ..., "version": ..., "description": ...}`` for ``c2 plugins``."""
+
+
+@hookspec
+def c2core_device_types():
+    """Return ``{device_type: ...}`` for devices this pack makes usable.
+
+    Keys are ``caffe2_pb2.DeviceType`` values; each value is an object with
+    ``num_devices()`` and ``feed(value, device_option)`` / ``fetch(value)``
+    used by FeedBlob and FetchBlob. Only a GPU pack needs this.
+    """

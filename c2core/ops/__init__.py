@@ -1,0 +1,18 @@
+"""The core's built-in op pack: the few operators the runtime itself relies on."""
+from c2core.hookspecs import hookimpl
+
+
+@hookimpl
+def c2core_pack_info():
+    from c2core import __version__
+    return {"name": "c2core", "version": __version__,
+            "description": "operators built into the core: Sum, Free, Save, Load, DBExists"}
+
+
+@hookimpl
+def c2core_register_ops(registrar):
+    from c2core.ops import structural
+    import importlib.util  # TEMP-until-helper
+    serialization_ops = importlib.import_module("c2core.ops.serialization_ops") if importlib.util.find_spec("c2core.ops.serialization_ops") else None
+    structural.register(registrar)
+    if serialization_ops: serialization_ops.register(registrar)
