@@ -177,11 +177,11 @@ class Registry:
         close = difflib.get_close_matches(op_type, list(self.schemas), n=3, cutoff=0.6)
         lower = [s for s in self.schemas if s.lower() == op_type.lower() and s not in close]
         close = lower + close
-        msg = f"{where + ': ' if where else ''}unknown operator type '{op_type}'"
+        msg = f"{where + ': ' if where else ''}unknown operator type '{op_type}'."
         if close:
-            msg += f"; did you mean {', '.join(close)}?"
+            msg += f" Did you mean {', '.join(close)}?"
         pack = pack_providing(op_type)
-        if pack:
+        if pack and pack not in self.packs:
             msg += f" It is provided by the op pack '{pack}', which is not installed (pip install {pack})."
         if self.load_errors:
             msg += " Packs that failed to load: " + ", ".join(sorted(self.load_errors)) + "."

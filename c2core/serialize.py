@@ -23,6 +23,7 @@ import tempfile
 
 import numpy as np
 from google.protobuf import text_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from c2core.errors import SerializationError
@@ -296,7 +297,7 @@ def assemble_tensor(protos, name=None):
         spans.append((b, e, i))
     spans.sort()
     pos = 0
-    for b, e, i in spans:
+    for b, e, _ in spans:
         if b < pos:
             raise SerializationError(
                 f"{label}: chunk segment [{b}, {e}) overlaps data already covered up to {pos}")
@@ -407,15 +408,32 @@ _BINARY_ERRORS = (DecodeError, RecursionError, ValueError)
 _TEXT_ERRORS = (text_format.ParseError, RecursionError, ValueError)
 
 
+def _check_utf8(msg, where, path=""):
+    """Reject string fields that are not UTF-8 (protobuf hands those back as bytes)."""
+    for field, value in msg.ListFields():
+        name = f"{path}{field.name}"
+        if field.type == FieldDescriptor.TYPE_STRING:
+            values = value if field.is_repeated else [value]
+            for v in values:
+                if isinstance(v, bytes):
+                    raise SerializationError(
+                        f"{where}: string field {name} is not valid UTF-8: {v[:40]!r}")
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            for i, sub in enumerate(value if field.is_repeated else [value]):
+                _check_utf8(sub, where, f"{name}[{i}]." if field.is_repeated else f"{name}.")
+    return msg
+
+
 def _parse_binary(cls, data, where):
     if not isinstance(data, bytes | bytearray | memoryview):
         raise SerializationError(f"{where}: expected bytes, got {type(data).__name__}")
     try:
-        return cls.FromString(bytes(data))
+        msg = cls.FromString(bytes(data))
     except _BINARY_ERRORS as e:
         raise SerializationError(
             f"{where}: not a valid binary {cls.DESCRIPTOR.name} ({e or type(e).__name__})"
         ) from None
+    return _check_utf8(msg, where)
 
 
 def _has_known_content(msg):
@@ -435,7 +453,7 @@ def parse_proto(data, cls, where="data"):
     try:
         msg = cls.FromString(bytes(data))
         if _has_known_content(msg):
-            return msg
+            return _check_utf8(msg, where)
         errors.append("binary parse found no known fields")
     except _BINARY_ERRORS as e:
         errors.append(f"binary: {e or type(e).__name__}")
@@ -445,7 +463,7 @@ def parse_proto(data, cls, where="data"):
         errors.append("text: not UTF-8")
     else:
         try:
-            return text_format.Parse(text, cls())
+            return _check_utf8(text_format.Parse(text, cls()), where)
         except _TEXT_ERRORS as e:
             errors.append(f"text: {e or type(e).__name__}")
     raise SerializationError(

@@ -1,0 +1,178 @@
+"""The ``c2`` command: packs, the operator catalogue, and running a saved net."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import textwrap
+
+import numpy as np
+
+from c2core.errors import C2Error
+
+DEVICES = {"cpu": 0, "cuda": 1}
+
+
+def _registry():
+    from c2core import registry
+    return registry.get().ensure_loaded()
+
+
+def cmd_plugins(args, out):
+    reg = _registry()
+    rows = [(p.name, p.version or "-", len(p.schemas), len(p.kernels), p.origin) for p in reg.packs.values()]
+    out.write(_table(["pack", "version", "schemas", "kernels", "from"], rows))
+    for name, err in sorted(reg.load_errors.items()):
+        out.write(f"FAILED  {name}: {err}\n")
+    return 0
+
+
+def _op_rows(reg, pack=None, device=None, category=None):
+    from c2core.registry import device_name
+    rows = []
+    for name in reg.op_types():
+        s = reg.schemas[name]
+        kernels = reg.devices_of(name)
+        if pack and s.pack != pack and not any(p == pack for _, _, p in kernels):
+            continue
+        if device is not None and not any(d == device for d, _, _ in kernels):
+            continue
+        if category and s.category_name.lower() != category.lower():
+            continue
+        devs = sorted({device_name(d) + (f"/{e}" if e else "") for d, e, _ in kernels})
+        rows.append((name, s.pack, s.category_name, ",".join(devs) or "-", s.summary()[:60]))
+    return rows
+
+
+def cmd_ops_list(args, out):
+    reg = _registry()
+    device = DEVICES[args.device] if args.device else None
+    rows = _op_rows(reg, args.pack, device, args.category)
+    out.write(_table(["operator", "pack", "category", "devices", "summary"], rows))
+    out.write(f"{len(rows)} operators\n")
+    return 0
+
+
+def cmd_ops_show(args, out):
+    from c2core.gradient import GradientRegistry
+    from c2core.registry import device_name
+    from c2core.schema import arg_type_name
+    reg = _registry()
+    s = reg.schema(args.name)
+    if s is None:
+        raise C2Error(reg.unknown_message(args.name))
+    out.write(f"{s.name}  (pack {s.pack}, category {s.category_name})\n\n")
+    out.write(textwrap.fill(s.doc_text or "(no description)", 88) + "\n\n")
+    out.write(f"Inputs ({s.inputs_arity}):\n")
+    for i, (n, d) in sorted(s.input_docs.items()):
+        out.write(f"  {i}  {n}: {d}\n")
+    out.write(f"Outputs ({s.outputs_arity}):\n")
+    for i, (n, d) in sorted(s.output_docs.items()):
+        out.write(f"  {i}  {n}: {d}\n")
+    if s.args:
+        out.write("Arguments:\n")
+        rows = [(a.name, arg_type_name(a.type), "required" if a.required else repr(a.default), a.doc)
+                for a in s.args.values()]
+        out.write(textwrap.indent(_table(["name", "type", "default", "doc"], rows), "  "))
+    inplace = s.inplace_enforced or s.inplace_allowed
+    if inplace:
+        kind = "enforced" if s.inplace_enforced else "allowed"
+        out.write(f"In place ({kind}): "
+                  f"{'by rule' if callable(inplace) else sorted(inplace)}\n")
+    kernels = reg.devices_of(s.name)
+    out.write("Implementations: " + (", ".join(
+        f"{device_name(d)}{'/' + e if e else ''} ({p})" for d, e, p in kernels) or "none") + "\n")
+    out.write(f"Gradient: {'registered' if GradientRegistry.has_gradient(s.name) else 'none'}\n")
+    out.write(f"Shape inference: {'yes' if s.shape_fn else 'no'}; "
+              f"cost inference: {'yes' if s.cost_fn else 'no'}\n")
+    return 0
+
+
+def _load_npy(spec):
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise C2Error(f"--input expects NAME=FILE.npy, got '{spec}'")
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise C2Error(f"--input {name}: file '{path}' does not exist") from None
+    except (ValueError, OSError) as e:
+        raise C2Error(f"--input {name}: '{path}' is not a readable .npy file: {e}") from None
+
+
+def cmd_run(args, out):
+    from c2core import workspace
+    from c2core.serialize import read_net
+    predict = read_net(args.predict_net)
+    init = read_net(args.init) if args.init else None
+    inputs = dict(_load_npy(s) for s in args.input or [])
+    ws_name = "c2-run"
+    workspace.SwitchWorkspace(ws_name, True)
+    workspace.ResetWorkspace()
+    if init is not None:
+        workspace.RunNetOnce(init)
+    for name, arr in inputs.items():
+        workspace.FeedBlob(name, arr)
+    missing = [b for b in predict.external_input if not workspace.HasBlob(b)]
+    if missing:
+        raise C2Error(f"{args.predict_net}: external inputs {', '.join(missing)} are neither created by "
+                      "the init net nor given with --input NAME=FILE.npy")
+    workspace.RunNetOnce(predict)
+    outputs = list(predict.external_output)
+    if not outputs and predict.op:
+        outputs = list(predict.op[-1].output)
+    os.makedirs(args.output, exist_ok=True)
+    for name in outputs:
+        value = workspace.FetchBlob(name)
+        path = os.path.join(args.output, re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy")
+        np.save(path, np.asarray(value), allow_pickle=False)
+        out.write(f"{name}: {getattr(value, 'dtype', type(value).__name__)} "
+                  f"{list(getattr(value, 'shape', []))} -> {path}\n")
+    return 0
+
+
+def _table(headers, rows):
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()
+    lines = [line, "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="c2", description="c2: Caffe2-compatible deep learning framework")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("plugins", help="installed op packs, versions, op counts, load errors")
+    ops = sub.add_parser("ops", help="browse the operator catalogue")
+    ops_sub = ops.add_subparsers(dest="ops_command", required=True)
+    lst = ops_sub.add_parser("list", help="list operators")
+    lst.add_argument("--pack")
+    lst.add_argument("--device", choices=sorted(DEVICES))
+    lst.add_argument("--category")
+    show = ops_sub.add_parser("show", help="everything about one operator")
+    show.add_argument("name")
+    run = sub.add_parser("run", help="run a saved predict net on .npy inputs")
+    run.add_argument("predict_net")
+    run.add_argument("--init", help="init net (creates the parameters)")
+    run.add_argument("--input", action="append", metavar="NAME=FILE.npy")
+    run.add_argument("--output", default=".", help="folder for <blob>.npy outputs")
+    return p
+
+
+def main(argv=None, out=None):
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    handler = {"plugins": cmd_plugins, "run": cmd_run}.get(args.command)
+    if args.command == "ops":
+        handler = cmd_ops_list if args.ops_command == "list" else cmd_ops_show
+    try:
+        return handler(args, out)
+    except C2Error as e:
+        sys.stderr.write(f"c2 {args.command}: error: {e}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
