@@ -450,6 +450,11 @@ def _backend(db_type):
             f"unknown db_type {db_type!r}; known types: {', '.join(registered_dbs())}") from None
 
 
+def check_db_type(db_type):
+    """Raise DBError listing the known types unless ``db_type`` is one of them."""
+    _backend(db_type)
+
+
 def create_db(db_type, path, mode):
     """Open a DB of ``db_type`` at ``path`` with mode 'read', 'write' or 'new'."""
     return _backend(db_type)(path, mode)

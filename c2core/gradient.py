@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict, namedtuple
 from typing import ClassVar
 
+from c2core import scope
 from c2core.errors import C2Error, SchemaError
 from c2core.proto import caffe2_pb2
 
@@ -82,25 +83,13 @@ def _op_def(op_type, inputs, outputs, name="", device_option=None, engine=None, 
     return op
 
 
-def _current_device_scope():
-    """Caffe2's Python CreateOperator puts the IR's own ops under DeviceScope."""
-    try:
-        from c2core import scope
-    except ImportError:
-        return None
-    fn = getattr(scope, "CurrentDeviceScope", None)
-    return fn() if fn is not None else None
-
-
 def _ir_op(op_type, inputs, outputs, **kwargs):
-    return _op_def(op_type, inputs, outputs, device_option=_current_device_scope(), **kwargs)
+    """The IR's own ops (autogen fill, Sum, Concat) follow DeviceScope as in Caffe2."""
+    return _op_def(op_type, inputs, outputs, device_option=scope.CurrentDeviceScope(), **kwargs)
 
 
 def _blob_ref(name):
-    try:
-        from c2core.core import BlobReference
-    except ImportError:
-        return str(name)
+    from c2core.core import BlobReference  # lazy: core imports this module
     return BlobReference(str(name))
 
 
@@ -162,12 +151,12 @@ class GradientMaker:
     def Def(self):
         return self.def_
 
-    def I(self, i):
+    def I(self, i):  # noqa: E743 - Caffe2's name
         if not 0 <= i < len(self.def_.input):
             raise GradientError(f"input index {i} out of range ({len(self.def_.input)} inputs)")
         return self.def_.input[i]
 
-    def O(self, i):
+    def O(self, i):  # noqa: E743 - Caffe2's name
         if not 0 <= i < len(self.def_.output):
             raise GradientError(f"output index {i} out of range ({len(self.def_.output)} outputs)")
         return self.def_.output[i]
@@ -236,11 +225,8 @@ class GradientMaker:
     # the protocol
     def verify_op(self):
         """C++ VerifyOp: the forward op must pass its schema's arity check."""
-        try:
-            from c2core import registry
-            schema = registry.get().schema(self.def_.type)
-        except ImportError:
-            return
+        from c2core import registry
+        schema = registry.get().schema(self.def_.type)
         if schema is None:
             return
         for what, arity, n in (("inputs", schema.inputs_arity, len(self.def_.input)),

@@ -203,7 +203,8 @@ def test_field_numbers():
                        " control_input=8 is_gradient_op=9 debug_info=10",
         "NetDef": "name=1 op=2 type=3 num_workers=4 device_option=5 arg=6 external_input=7"
                   " external_output=8 profile=9",
-        "Argument": "name=1 f=2 i=3 s=4 floats=5 ints=6 strings=7 n=8 nets=9",
+        "Argument": "name=1 f=2 i=3 s=4 floats=5 ints=6 strings=7 n=8 nets=9 t=10 tensors=11"
+                    " qtensors=12",
         "BlobProto": "name=1 type=2 tensor=3 content=4 qtensor=5 content_num_chunks=6"
                      " content_chunk_id=7",
     }

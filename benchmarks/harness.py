@@ -1,0 +1,148 @@
+"""Pieces every benchmark module shares: settings, timing, rows and the table.
+
+A benchmark module is ``benchmarks/bench_*.py`` with ``BENCHMARKS``, a list of
+:class:`Benchmark`. Each measures c2 and its peers with :func:`compare`, so
+every row is timed the same way and a missing peer becomes a row, not a crash.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+import traceback
+from typing import Callable, ContextManager, Iterator, Optional
+
+NOT_INSTALLED = "not installed"
+
+# A setup is a context manager that yields ``run(n)``, a callable doing n
+# iterations of the measured work; it raises ImportError when its library is missing.
+Setup = Callable[[], ContextManager[Callable[[int], None]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    quick: bool = False
+    threads: int = 1
+    warmup: int = 3          # untimed calls of run(1) before measuring
+    repeat: int = 7          # timed repeats; the best one is reported
+    min_time: float = 0.1    # seconds each repeat lasts at least (iteration count is calibrated)
+
+    @classmethod
+    def make(cls, quick: bool, threads: int = 1) -> Settings:
+        if quick:
+            return cls(quick=True, threads=threads, warmup=1, repeat=2, min_time=0.002)
+        return cls(quick=False, threads=threads)
+
+
+@dataclasses.dataclass
+class Row:
+    benchmark: str
+    detail: str
+    peer: str
+    unit: str                      # what one timed unit is: "op", "call", ...
+    c2_s: Optional[float]          # seconds per unit, None when not measured
+    peer_s: Optional[float]
+    note: str = ""                 # "not installed", or why a side failed
+
+    @property
+    def ratio(self) -> Optional[float]:
+        """c2 time / peer time: lower is better for c2."""
+        if self.c2_s is None or self.peer_s is None or self.peer_s == 0:
+            return None
+        return self.c2_s / self.peer_s
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    name: str
+    fn: Callable[[Settings], list]   # returns a list of Row
+
+
+def measure(run: Callable[[int], None], units_per_iter: int, settings: Settings) -> float:
+    """Seconds per unit: warm up, calibrate the iteration count, keep the best repeat.
+
+    Best-of rather than mean: interference from the rest of the machine only
+    ever adds time, so the minimum is the least noisy estimate of the cost.
+    """
+    for _ in range(settings.warmup):
+        run(1)
+    n = 1
+    while True:                      # calibrate like timeit.autorange
+        t0 = time.perf_counter()
+        run(n)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= settings.min_time or n >= 1 << 24:
+            break
+        n *= max(2, min(10, math.ceil(settings.min_time / max(elapsed, 1e-9))))
+    times = [elapsed]
+    for _ in range(settings.repeat - 1):
+        t0 = time.perf_counter()
+        run(n)
+        times.append(time.perf_counter() - t0)
+    return min(times) / (n * units_per_iter)
+
+
+def _attempt(setup: Setup, units: int, settings: Settings):
+    """(seconds per unit, note): ImportError means the library is absent, not a failure."""
+    try:
+        with setup() as run:
+            return measure(run, units, settings), ""
+    except ImportError:
+        return None, NOT_INSTALLED
+    except Exception as e:  # a broken side is one row's news, not the whole table's
+        traceback.print_exc()
+        return None, f"failed: {type(e).__name__}: {e}"
+
+
+def compare(name: str, detail: str, c2: Setup, peers: dict, units: int, settings: Settings,
+            unit: str = "op") -> list:
+    """Time c2 once and every peer (label -> Setup); one row per peer."""
+    c2_s, c2_note = _attempt(c2, units, settings)
+    rows = []
+    for label, setup in peers.items():
+        peer_s, note = _attempt(setup, units, settings)
+        if c2_note:
+            note = f"c2 {c2_note}" + (f"; {note}" if note else "")
+        rows.append(Row(name, detail, label, unit, c2_s, peer_s, note))
+    return rows
+
+
+def format_time(seconds: Optional[float], unit: str = "op") -> str:
+    if seconds is None:
+        return "–"
+    for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
+        if seconds >= scale:
+            break
+    return f"{seconds / scale:.3g} {suffix}/{unit}"
+
+
+RATIO_HEADER = "c2 / peer (lower is better)"
+COLUMNS = ("benchmark", "peer", "c2 time", "peer time", RATIO_HEADER)
+
+
+def table(rows: list) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 3) + "|"]
+    for r in rows:
+        peer_time = r.note if r.note == NOT_INSTALLED else format_time(r.peer_s, r.unit)
+        if r.note and r.note != NOT_INSTALLED:
+            peer_time += f" ({r.note})"
+        ratio = "–" if r.ratio is None else f"{r.ratio:.2f}×"
+        cells = (f"{r.benchmark}: {r.detail}", r.peer, format_time(r.c2_s, r.unit), peer_time, ratio)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def c2_workspace(name: str) -> Iterator[None]:
+    """Run inside a fresh workspace and leave the caller's current one as it was."""
+    from c2core import workspace
+    previous = workspace.CurrentWorkspace()
+    workspace.SwitchWorkspace(name, True)
+    workspace.ResetWorkspace()
+    try:
+        yield
+    finally:
+        workspace.ResetWorkspace()
+        workspace.SwitchWorkspace(previous)
