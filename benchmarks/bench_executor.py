@@ -60,9 +60,10 @@ def c2_setup(n_ops: int, width: int, net_type: str, threads: int):
                 net.Proto().type = net_type
                 net.Proto().num_workers = threads
             workspace.CreateNet(net)
-            workspace.RunNet("chain", 1)
+            name = net.Name()          # Net() makes names unique per process: "chain", "chain_1", ...
+            workspace.RunNet(name, 1)
             _expect(workspace.FetchBlob(f"x{n_ops}"), width, n_ops, f"c2 {net_type or 'simple'}")
-            yield lambda n: workspace.RunNet("chain", n)
+            yield lambda n: workspace.RunNet(name, n)
     return setup
 
 

@@ -11,13 +11,15 @@ import dataclasses
 import math
 import time
 import traceback
-from typing import Callable, ContextManager, Iterator, Optional
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Optional
 
 NOT_INSTALLED = "not installed"
 
 # A setup is a context manager that yields ``run(n)``, a callable doing n
 # iterations of the measured work; it raises ImportError when its library is missing.
-Setup = Callable[[], ContextManager[Callable[[int], None]]]
+Setup = Callable[[], AbstractContextManager[Callable[[int], None]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,8 @@ class Row:
     unit: str                      # what one timed unit is: "op", "call", ...
     c2_s: Optional[float]          # seconds per unit, None when not measured
     peer_s: Optional[float]
-    note: str = ""                 # "not installed", or why a side failed
+    c2_note: str = ""              # why c2 has no time ("failed: ...")
+    peer_note: str = ""            # why the peer has no time: "not installed" or "failed: ..."
 
     @property
     def ratio(self) -> Optional[float]:
@@ -101,19 +104,18 @@ def compare(name: str, detail: str, c2: Setup, peers: dict, units: int, settings
     c2_s, c2_note = _attempt(c2, units, settings)
     rows = []
     for label, setup in peers.items():
-        peer_s, note = _attempt(setup, units, settings)
-        if c2_note:
-            note = f"c2 {c2_note}" + (f"; {note}" if note else "")
-        rows.append(Row(name, detail, label, unit, c2_s, peer_s, note))
+        peer_s, peer_note = _attempt(setup, units, settings)
+        rows.append(Row(name, detail, label, unit, c2_s, peer_s, c2_note, peer_note))
     return rows
 
 
-def format_time(seconds: Optional[float], unit: str = "op") -> str:
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def format_time(seconds: Optional[float], unit: str = "op", note: str = "") -> str:
     if seconds is None:
-        return "–"
-    for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns")):
-        if seconds >= scale:
-            break
+        return note or "–"
+    scale, suffix = next((u for u in _TIME_UNITS if seconds >= u[0]), _TIME_UNITS[-1])
     return f"{seconds / scale:.3g} {suffix}/{unit}"
 
 
@@ -125,11 +127,9 @@ def table(rows: list) -> str:
     """The rows as a Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 3) + "|"]
     for r in rows:
-        peer_time = r.note if r.note == NOT_INSTALLED else format_time(r.peer_s, r.unit)
-        if r.note and r.note != NOT_INSTALLED:
-            peer_time += f" ({r.note})"
         ratio = "–" if r.ratio is None else f"{r.ratio:.2f}×"
-        cells = (f"{r.benchmark}: {r.detail}", r.peer, format_time(r.c2_s, r.unit), peer_time, ratio)
+        cells = (f"{r.benchmark}: {r.detail}", r.peer, format_time(r.c2_s, r.unit, r.c2_note),
+                 format_time(r.peer_s, r.unit, r.peer_note), ratio)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 

@@ -30,8 +30,8 @@ def discover() -> tuple:
             module = importlib.import_module(f"benchmarks.{info.name}")
         except Exception as e:
             traceback.print_exc()
-            broken.append(Row(info.name, "module import", "–", "op", None, None,
-                              f"failed: {type(e).__name__}: {e}"))
+            note = f"failed: {type(e).__name__}: {e}"
+            broken.append(Row(info.name, "module import", "–", "op", None, None, note, note))
             continue
         found.extend(getattr(module, "BENCHMARKS", []))
     return found, broken
@@ -120,7 +120,8 @@ def main(argv=None) -> int:
 
 def _row_json(r: Row) -> dict:
     return {"benchmark": r.benchmark, "detail": r.detail, "peer": r.peer, "unit": r.unit,
-            "c2_s": r.c2_s, "peer_s": r.peer_s, "ratio_c2_over_peer": r.ratio, "note": r.note}
+            "c2_s": r.c2_s, "peer_s": r.peer_s, "ratio_c2_over_peer": r.ratio,
+            "c2_note": r.c2_note, "peer_note": r.peer_note}
 
 
 __all__ = ["Benchmark", "discover", "main", "selected"]

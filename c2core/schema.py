@@ -126,8 +126,9 @@ class OpSchema:
     def arg(self, name: str, type, default=REQUIRED, doc: str = "", required: bool = False):
         if required:
             default = REQUIRED
-        if not (type in _ARG_TYPE_NAMES or (isinstance(type, list) and len(type) == 1
-                                            and type[0] in _ARG_TYPE_NAMES)):
+        ok = (type[0] in _ARG_TYPE_NAMES if isinstance(type, list) and len(type) == 1
+              else not isinstance(type, list) and type in _ARG_TYPE_NAMES)
+        if not ok:
             raise SchemaError(f"schema {self.name}: argument {name!r} has unsupported type {type!r}")
         self.args[name] = ArgSpec(name, type, default, doc)
         return self

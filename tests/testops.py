@@ -25,7 +25,7 @@ class ConstantFillOp(Operator):
             x = np.asarray(self.input(0))
             shape = tuple(int(d) for d in x.ravel()) if self.arg("input_as_shape") else x.shape
         else:
-            shape = tuple(self.args.get("shape", ()))   # undeclared: kept raw by parse_args
+            shape = tuple(self.arg("shape"))
         self.set_output(0, np.full(shape, self.arg("value"), dtype=_DTYPES[self.arg("dtype")]))
 
 
@@ -149,6 +149,7 @@ def _unary(name, doc, inplace=True):
 SCHEMAS = [
     (OpSchema("ConstantFill").num_inputs(0, 1).num_outputs(1)
      .arg("value", float, 0.0, "fill value")
+     .arg("shape", [int], (), "output shape when there is no input")
      .arg("dtype", int, 1, "TensorProto.DataType of the output")
      .arg("input_as_shape", int, 0, "read the shape from the input's values")
      .doc("Test fill: shaped like the input if there is one.").category("Testing")),
