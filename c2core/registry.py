@@ -237,8 +237,7 @@ def isolated(builtin: bool = True, autoload: bool = False):
     global _current
     from c2core.gradient import GradientRegistry
     saved, grads = _current, GradientRegistry.snapshot()
-    if not builtin:
-        GradientRegistry.restore({})
+    GradientRegistry.clear_pack_gradients()
     _current = Registry(autoload=autoload, builtin=builtin)
     try:
         yield _current.ensure_loaded()
