@@ -11,8 +11,6 @@ def c2core_pack_info():
 
 @hookimpl
 def c2core_register_ops(registrar):
-    from c2core.ops import structural
-    import importlib.util  # TEMP-until-helper
-    serialization_ops = importlib.import_module("c2core.ops.serialization_ops") if importlib.util.find_spec("c2core.ops.serialization_ops") else None
+    from c2core.ops import serialization_ops, structural
     structural.register(registrar)
-    if serialization_ops: serialization_ops.register(registrar)
+    serialization_ops.register(registrar)
