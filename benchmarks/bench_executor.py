@@ -1,10 +1,10 @@
 """Per-operator overhead of the executor: a net of chained tiny ops.
 
-x_{i+1} = Add(x_i, c) with 1-element tensors is almost all dispatch cost, so
-it shows what the executor loop adds per op. The wide row (64K elements)
-shows the same chain when the kernel's own work dominates. Peers run the
-same chain: ONNX Runtime with graph optimizations off (so it cannot fold the
-chain away) and PyTorch eager as a Python loop.
+On 1-element tensors x_{i+1} = Add(x_i, c) is nearly all dispatch cost. The
+wide rows (64K elements) let the kernel show; ``wide_reuse`` writes c2's
+outputs into two blobs in turn, as the peers reuse buffers, to separate
+kernel speed from the cache cost of 1,000 distinct outputs. ONNX Runtime runs
+with graph optimizations off so it cannot fold the chain away.
 """
 from __future__ import annotations
 
@@ -44,7 +44,13 @@ def _expect(out, width: int, n_ops: int, who: str) -> None:
         raise AssertionError(f"{who}: chain result {got[:4]} != {0.5 * n_ops}")
 
 
-def c2_setup(n_ops: int, width: int, net_type: str, threads: int):
+def _output_name(i: int, reuse: bool) -> str:
+    """Op i's output: a fresh blob per op, or two blobs in turn (what Caffe2's memonger
+    makes of a chain), which keeps the working set in cache like the peers' buffer reuse."""
+    return ("a", "b")[i % 2] if reuse else f"x{i + 1}"
+
+
+def c2_setup(n_ops: int, width: int, net_type: str, threads: int, reuse: bool = False):
     @contextlib.contextmanager
     def setup():
         from c2core import core, workspace
@@ -54,15 +60,16 @@ def c2_setup(n_ops: int, width: int, net_type: str, threads: int):
             workspace.FeedBlob("x0", x0)
             workspace.FeedBlob("c", c)
             net = core.Net("chain")
+            src = "x0"
             for i in range(n_ops):
-                getattr(net, op)([f"x{i}", "c"], f"x{i + 1}")
+                src = getattr(net, op)([src, "c"], _output_name(i, reuse))
             if net_type:
                 net.Proto().type = net_type
                 net.Proto().num_workers = threads
             workspace.CreateNet(net)
             name = net.Name()          # Net() makes names unique per process: "chain", "chain_1", ...
             workspace.RunNet(name, 1)
-            _expect(workspace.FetchBlob(f"x{n_ops}"), width, n_ops, f"c2 {net_type or 'simple'}")
+            _expect(workspace.FetchBlob(str(src)), width, n_ops, f"c2 {net_type or 'simple'}")
             yield lambda n: workspace.RunNet(name, n)
     return setup
 
@@ -129,7 +136,7 @@ def _peers(n_ops: int, width: int, threads: int) -> dict:
     }
 
 
-def _benchmark(name: str, net_type: str, width: int) -> Benchmark:
+def _benchmark(name: str, net_type: str, width: int, reuse: bool = False) -> Benchmark:
     def fn(settings: Settings):
         n_ops, w = _chain_len(settings), _width(width, settings)
         try:
@@ -137,7 +144,9 @@ def _benchmark(name: str, net_type: str, width: int) -> Benchmark:
         except Exception:   # c2 itself broken: compare() reports it in the row
             op = "?"
         detail = f"{n_ops} chained {op}, {w} float32, {net_type or 'simple'} executor"
-        return compare(name, detail, c2_setup(n_ops, w, net_type, settings.threads),
+        if reuse:
+            detail += ", c2 outputs alternate between 2 blobs"
+        return compare(name, detail, c2_setup(n_ops, w, net_type, settings.threads, reuse),
                        _peers(n_ops, w, settings.threads), n_ops, settings)
     return Benchmark(name, fn)
 
@@ -146,4 +155,5 @@ BENCHMARKS = [
     _benchmark("executor.simple", "", TINY),
     _benchmark("executor.dag", "dag", TINY),
     _benchmark("executor.wide", "", WIDE),
+    _benchmark("executor.wide_reuse", "", WIDE, reuse=True),
 ]

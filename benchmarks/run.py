@@ -17,7 +17,7 @@ import sys
 import traceback
 
 import benchmarks
-from benchmarks.harness import NOT_INSTALLED, RATIO_HEADER, Benchmark, Row, Settings, table
+from benchmarks.harness import NOT_INSTALLED, RATIO_HEADER, Row, Settings, table
 
 
 def discover() -> tuple:
@@ -123,8 +123,6 @@ def _row_json(r: Row) -> dict:
             "c2_s": r.c2_s, "peer_s": r.peer_s, "ratio_c2_over_peer": r.ratio,
             "c2_note": r.c2_note, "peer_note": r.peer_note}
 
-
-__all__ = ["Benchmark", "discover", "main", "selected"]
 
 if __name__ == "__main__":
     sys.exit(main())

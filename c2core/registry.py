@@ -43,7 +43,7 @@ class PackInfo:
 class Registrar:
     """What a pack's ``c2core_register_ops`` hook receives: registration scoped to that pack."""
 
-    def __init__(self, registry: "Registry", pack: PackInfo):
+    def __init__(self, registry: Registry, pack: PackInfo):
         self._registry = registry
         self.pack = pack
 

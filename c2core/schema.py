@@ -7,7 +7,8 @@ inference, the catalogue and the CLI all read from it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 

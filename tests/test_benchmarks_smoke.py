@@ -8,7 +8,7 @@ import pytest
 from benchmarks import run
 from benchmarks.harness import COLUMNS, NOT_INSTALLED
 
-EXECUTOR_ROWS = {"executor.simple", "executor.dag", "executor.wide"}
+EXECUTOR_ROWS = {"executor.simple", "executor.dag", "executor.wide", "executor.wide_reuse"}
 PEERS = {"ONNX Runtime (opt off)", "PyTorch eager (add out=)"}
 
 
