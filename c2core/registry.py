@@ -93,6 +93,7 @@ class Registry:
         self._autoload = autoload and not os.environ.get(AUTOLOAD_ENV)
         self._builtin = builtin
         self._loaded = False
+        self._loading = False
         self._lock = threading.RLock()
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -102,14 +103,18 @@ class Registry:
         if self._loaded:
             return self
         with self._lock:
-            if self._loaded:
+            if self._loaded or self._loading:
                 return self
-            self._loaded = True
-            if self._builtin:
-                from c2core import ops as core_ops
-                self.register(core_ops, name="c2core", origin="c2core (built in)")
-            if self._autoload:
-                self._load_entry_points()
+            self._loading = True
+            try:
+                if self._builtin:
+                    from c2core import ops as core_ops
+                    self.register(core_ops, name="c2core", origin="c2core (built in)")
+                if self._autoload:
+                    self._load_entry_points()
+                self._loaded = True   # only once loading succeeded: a failure repeats, not hides
+            finally:
+                self._loading = False
         return self
 
     def _load_entry_points(self):
@@ -130,7 +135,7 @@ class Registry:
 
     def register(self, plugin, name: str | None = None, origin: str = "in-process"):
         """Register a pack (module or object with hook implementations)."""
-        if not self._loaded:
+        if not self._loaded and not self._loading:
             self.ensure_loaded()
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
         if name in self.packs:
