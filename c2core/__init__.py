@@ -10,3 +10,9 @@ def register(plugin, name=None):
     """Register an op pack in-process (a module or object with hook implementations)."""
     from c2core import registry
     return registry.register(plugin, name=name)
+
+
+def get_include():
+    """Folder to put on Cython's include path so packs can ``cimport c2core._runtime``."""
+    import os
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
