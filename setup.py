@@ -25,4 +25,4 @@ extensions = [
     ]
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": 3}))
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": 3, "auto_pickle": False}))

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: language_level=3, boundscheck=False, wraparound=False, auto_pickle=False
 """Blob, the operator base class and the executor's hot loop.
 
 Kept in one small Cython module because these three meet on every operator

@@ -17,6 +17,7 @@ from collections import defaultdict, namedtuple
 from typing import ClassVar
 
 from c2core import scope
+from c2core.arguments import MakeArgument
 from c2core.errors import C2Error, SchemaError
 from c2core.proto import caffe2_pb2
 
@@ -61,11 +62,6 @@ def _describe_op(op):
             f"outputs [{', '.join(op.output)}])")
 
 
-def _make_argument(key, value):
-    from c2core.arguments import MakeArgument
-    return MakeArgument(key, value)
-
-
 def _op_def(op_type, inputs, outputs, name="", device_option=None, engine=None, **kwargs):
     """An OperatorDef built directly (no name scope, like C++ CreateOperatorDef)."""
     op = caffe2_pb2.OperatorDef()
@@ -79,7 +75,7 @@ def _op_def(op_type, inputs, outputs, name="", device_option=None, engine=None, 
         op.engine = engine
     for key, value in kwargs.items():
         if value is not None:
-            op.arg.append(_make_argument(key, value))
+            op.arg.append(MakeArgument(key, value))
     return op
 
 

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, auto_pickle=False
 """The few kernels the core needs itself: Sum (gradient accumulation) and Free."""
 cimport numpy as cnp
 import numpy as np
