@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import textwrap
+import zipfile
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def cmd_ops_show(args, out):
     kernels = reg.devices_of(s.name)
     out.write("Implementations: " + (", ".join(
         f"{device_name(d)}{'/' + e if e else ''} ({p})" for d, e, p in kernels) or "none") + "\n")
-    out.write(f"Gradient: {'registered' if GradientRegistry.has_gradient(s.name) else 'none'}\n")
+    out.write(f"Gradient: {GradientRegistry.describe(s.name)}\n")
     out.write(f"Shape inference: {'yes' if s.shape_fn else 'no'}; "
               f"cost inference: {'yes' if s.cost_fn else 'no'}\n")
     return 0
@@ -97,7 +98,7 @@ def _load_npy(spec):
         return name, np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise C2Error(f"--input {name}: file '{path}' does not exist") from None
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise C2Error(f"--input {name}: '{path}' is not a readable .npy file: {e}") from None
 
 
@@ -107,9 +108,17 @@ def cmd_run(args, out):
     predict = read_net(args.predict_net)
     init = read_net(args.init) if args.init else None
     inputs = dict(_load_npy(s) for s in args.input or [])
-    ws_name = "c2-run"
-    workspace.SwitchWorkspace(ws_name, True)
-    workspace.ResetWorkspace()
+    previous = workspace.CurrentWorkspace()
+    workspace.SwitchWorkspace("c2-run", True)
+    try:
+        workspace.ResetWorkspace()
+        return _run_nets(args, out, predict, init, inputs)
+    finally:
+        workspace.SwitchWorkspace(previous)
+
+
+def _run_nets(args, out, predict, init, inputs):
+    from c2core import workspace
     if init is not None:
         workspace.RunNetOnce(init)
     for name, arr in inputs.items():
@@ -122,7 +131,10 @@ def cmd_run(args, out):
     outputs = list(predict.external_output)
     if not outputs and predict.op:
         outputs = list(predict.op[-1].output)
-    os.makedirs(args.output, exist_ok=True)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as e:
+        raise C2Error(f"--output '{args.output}' cannot be used as a folder: {e}") from None
     for name in outputs:
         value = workspace.FetchBlob(name)
         path = os.path.join(args.output, re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".npy")

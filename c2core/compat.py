@@ -30,14 +30,20 @@ def target_of(fullname: str):
 
 
 class _AliasLoader(importlib.abc.Loader):
+    """Hands out the real c2core module, undoing what the import system stamps on it."""
+
     def __init__(self, target):
         self.target = target
+        self._own_spec = None
 
     def create_module(self, spec):
-        return importlib.import_module(self.target)
+        module = importlib.import_module(self.target)
+        self._own_spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        pass
+        module.__spec__ = self._own_spec
+        module.__loader__ = self._own_spec.loader
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):
@@ -45,9 +51,13 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
         if fullname == "caffe2":
             return importlib.machinery.ModuleSpec(fullname, _PackageLoader(), is_package=True)
         dest = target_of(fullname)
-        if dest is None or importlib.util.find_spec(dest) is None:
+        if dest is None:
             return None
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(dest), is_package=True)
+        real = importlib.util.find_spec(dest)
+        if real is None:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(dest),
+                                              is_package=real.submodule_search_locations is not None)
 
 
 class _PackageLoader(importlib.abc.Loader):

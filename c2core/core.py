@@ -539,11 +539,14 @@ def execution_step(default_name, steps_or_nets, num_iter=None, report_net=None,
     if run_every_ms:
         step.RunEveryMillis(run_every_ms)
     items = steps_or_nets if isinstance(steps_or_nets, (list, tuple)) else [steps_or_nets]
-    for item in items:
-        if isinstance(item, (ExecutionStep, caffe2_pb2.ExecutionStep)):
+    is_step = [isinstance(i, (ExecutionStep, caffe2_pb2.ExecutionStep)) for i in items]
+    for item, sub in zip(items, is_step):
+        if all(is_step):
             step.AddSubstep(item)
-        else:
+        elif not any(is_step):
             step.AddNet(item)
+        else:   # a mix: every net becomes a substep of its own, as in Caffe2
+            step.AddSubstep(item if sub else ExecutionStep(str(item), item))
     return step
 
 

@@ -730,6 +730,17 @@ class GradientRegistry:
         return op_type in cls.gradient_registry_ or op_type in _CORE_MAKERS
 
     @classmethod
+    def describe(cls, op_type):
+        """How `op_type` differentiates, in words, for the catalogue and ``c2 ops show``."""
+        maker = cls.gradient_registry_.get(op_type) or _CORE_MAKERS.get(op_type)
+        if maker is None:
+            return "none registered (a backward pass through it is an error)"
+        fn = getattr(maker, "fn", maker)
+        if fn is NoGradient or getattr(fn, "__self__", None) is NoGradient:
+            return "none (NO_GRADIENT: gradients stop here)"
+        return "registered"
+
+    @classmethod
     def snapshot(cls):
         return dict(cls.gradient_registry_)
 

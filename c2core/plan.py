@@ -1,4 +1,11 @@
-"""RunPlan: execution steps over created nets (Caffe2's plan executor)."""
+"""RunPlan: execution steps over created nets (Caffe2's plan executor).
+
+Semantics follow caffe2/core/plan_executor.cc: a step runs either its nets
+or its substeps, `num_iter` times (or, with a `should_stop_blob` and no
+`num_iter`, until the blob is true; once if also `only_once`). The stop blob
+is read after every net and substep. Substeps with `run_every_ms` run in the
+background while their siblings run, and once more at the end.
+"""
 from __future__ import annotations
 
 import threading
@@ -22,20 +29,21 @@ class _Step:
     def __init__(self, step, ws, where):
         self.step = step
         self.ws = ws
+        self.plan_name = where
         self.where = f"plan '{where}', step '{step.name}'"
         if step.substep and step.network:
             raise C2Error(f"{self.where}: a step has either substeps or networks, not both")
         for name in step.network:
-            if name not in ws.nets:
+            if ws.find_net(name) is None:
                 raise C2Error(f"{self.where}: net '{name}' is neither in the plan nor created in the workspace")
-        if step.HasField("report_net") and step.report_net not in ws.nets:
+        if step.HasField("report_net") and ws.find_net(step.report_net) is None:
             raise C2Error(f"{self.where}: report_net '{step.report_net}' was not created")
         self.substeps = [_Step(s, ws, where) for s in step.substep]
 
-    def should_stop(self) -> bool:
+    def should_stop(self, ws) -> bool:
         if not self.step.should_stop_blob:
             return False
-        blob = self.ws.get_blob(self.step.should_stop_blob)
+        blob = ws.get_blob(self.step.should_stop_blob)
         if blob is None or blob.value is None:
             return False
         value = np.asarray(blob.value)
@@ -44,40 +52,52 @@ class _Step:
                           f"one value, holds shape {list(value.shape)}")
         return bool(value.reshape(()))
 
-    def run(self, stop_event: threading.Event | None = None):
+    def run(self, ws=None):
+        ws = ws or self.ws
         step = self.step
-        if step.num_concurrent_instances > 1:
-            return _run_threads([lambda: self._run_once(stop_event)] * step.num_concurrent_instances)
-        return self._run_once(stop_event)
+        if step.create_workspace:
+            ws = ws.child(f"{ws.name}/{step.name}")
+        if self.substeps and step.num_concurrent_instances > 1:
+            return _run_threads([lambda: self._run_once(ws)] * step.num_concurrent_instances)
+        return self._run_once(ws)
 
-    def _run_once(self, stop_event):
+    def _iterations(self):
         step = self.step
         if step.HasField("num_iter"):
-            num_iter = step.num_iter
-        else:
-            num_iter = _FOREVER if step.should_stop_blob else 1
-        reporter = _Reporter(self) if step.HasField("report_net") else None
+            return step.num_iter
+        if step.should_stop_blob:
+            return 1 if step.only_once else _FOREVER
+        return 1
+
+    def _run_once(self, ws):
+        step = self.step
+        reporters = []
+        if step.HasField("report_net"):
+            reporters.append(_Periodic(lambda: ws.run_net(step.report_net), max(step.report_interval, 0) or 1))
+        recurring = [s for s in self.substeps if not s.step.run_every_ms]
+        for s in self.substeps:
+            if s.step.run_every_ms:
+                reporters.append(_Periodic(lambda s=s: s.run(ws), s.step.run_every_ms / 1000.0))
         try:
-            for it in range(num_iter):
-                if stop_event is not None and stop_event.is_set():
-                    return
+            for _ in range(self._iterations()):
                 if self.substeps:
-                    active = [s for s in self.substeps if not s.step.only_once or it == 0]
-                    if step.concurrent_substeps and len(active) > 1:
-                        _run_threads([lambda s=s: s.run() for s in active])
+                    if step.concurrent_substeps and len(recurring) > 1:
+                        _run_threads([lambda s=s: s.run(ws) for s in recurring])
                     else:
-                        for s in active:
-                            s.run(stop_event)
-                            if self.should_stop():
-                                break
+                        for s in recurring:
+                            s.run(ws)
+                            if self.should_stop(ws):
+                                return
                 else:
                     for name in step.network:
-                        self.ws.run_net(name)
-                if self.should_stop():
-                    break
+                        ws.run_net(name)
+                        if self.should_stop(ws):
+                            return
+                if self.should_stop(ws):
+                    return
         finally:
-            if reporter is not None:
-                reporter.stop()
+            for r in reporters:
+                r.stop()
 
 
 def _run_threads(fns):
@@ -99,21 +119,28 @@ def _run_threads(fns):
         raise errors[0]
 
 
-class _Reporter:
-    """Runs the step's report_net every report_interval seconds while the step runs."""
+class _Periodic:
+    """Calls `fn` every `interval` seconds while a step runs, and once when it ends."""
 
-    def __init__(self, owner: _Step):
-        self.owner = owner
+    def __init__(self, fn, interval: float):
+        self.fn = fn
+        self.interval = interval
         self.done = threading.Event()
-        self.interval = max(owner.step.report_interval, 0) or 1
+        self.error = None
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
 
     def _loop(self):
         while not self.done.wait(self.interval):
-            self.owner.ws.run_net(self.owner.step.report_net)
+            try:
+                self.fn()
+            except BaseException as e:  # surfaced by stop()
+                self.error = e
+                return
 
     def stop(self):
         self.done.set()
         self.thread.join()
-        self.owner.ws.run_net(self.owner.step.report_net)   # a last report with final values
+        if self.error is not None:
+            raise self.error
+        self.fn()

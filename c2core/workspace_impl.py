@@ -13,24 +13,38 @@ from c2core.errors import BlobError, C2Error
 class Workspace:
     """Named blobs plus created nets; operators resolve blob names against it."""
 
-    def __init__(self, name: str = "default", root_folder: str | None = None):
+    def __init__(self, name: str = "default", root_folder: str | None = None, parent=None):
         self.name = name
-        self.root_folder = root_folder or "."
+        self.root_folder = root_folder or (parent.root_folder if parent is not None else ".")
         self._blobs: dict[str, Blob] = {}
         self.nets: dict = {}
+        self.parent = parent
+
+    def child(self, name: str) -> "Workspace":
+        """A workspace that sees this one's blobs and nets; blobs it creates stay its own."""
+        return Workspace(name, parent=self)
 
     # -- blobs --------------------------------------------------------------
     def create_blob(self, name: str) -> Blob:
-        blob = self._blobs.get(name)
+        blob = self.get_blob(name)
         if blob is None:
             blob = self._blobs[name] = Blob(name)
         return blob
 
     def get_blob(self, name: str):
-        return self._blobs.get(name)
+        blob = self._blobs.get(name)
+        if blob is None and self.parent is not None:
+            return self.parent.get_blob(name)
+        return blob
 
     def has_blob(self, name: str) -> bool:
-        return name in self._blobs
+        return self.get_blob(name) is not None
+
+    def find_net(self, name: str):
+        net = self.nets.get(name)
+        if net is None and self.parent is not None:
+            return self.parent.find_net(name)
+        return net
 
     def remove_blob(self, name: str) -> bool:
         return self._blobs.pop(name, None) is not None
@@ -46,7 +60,7 @@ class Workspace:
         return f" (similar blobs: {', '.join(close)})" if close else ""
 
     def require_blob(self, name: str) -> Blob:
-        blob = self._blobs.get(name)
+        blob = self.get_blob(name)
         if blob is None:
             raise BlobError(f"Can't find blob: {name}; workspace '{self.name}' has no blob of that name"
                             + self.close_names_hint(name))
@@ -80,6 +94,9 @@ class Workspace:
 
     def run_net(self, name: str, num_iter: int = 1):
         net = self.nets.get(name)
+        if net is None and self.parent is not None and self.parent.find_net(name) is not None:
+            # a child workspace runs its own copy, bound to its own blobs
+            net = self.create_net(self.parent.find_net(name).net_def)
         if net is None:
             close = difflib.get_close_matches(name, list(self.nets), n=3)
             raise C2Error(f"net '{name}' was not created in workspace '{self.name}'"

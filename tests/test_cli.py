@@ -156,10 +156,6 @@ def test_ops_show_lists_arguments_and_devices(cli_env):
     assert "0  X: input tensor" in text and "0  Y: twice X" in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py cmd_ops_show prints 'Gradient: registered' whenever GradientRegistry.has_gradient "
-    "is true, and a NO_GRADIENT op (registrar.no_gradient: Free, Save, Load, ...) counts as "
-    "registered; it should say that the op has no gradient"))
 def test_ops_show_says_no_gradient_for_no_gradient_ops():
     code, text = c2("ops", "show", "Free")
     assert code == 0
@@ -373,10 +369,6 @@ def test_run_truncated_npy(tmp_path, capsys):
     assert_clean_error(capsys, str(cut))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py _load_npy catches only ValueError and OSError from np.load; an empty file raises "
-    "EOFError and a file starting with the zip magic 'PK\\x03\\x04' raises "
-    "zipfile.BadZipFile, both escaping main() as a traceback"))
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 definitely not a zip"])
 def test_run_empty_or_fake_zip_npy(tmp_path, capsys, content):
     write_net(predict_net(), tmp_path / "predict.pb")
@@ -434,10 +426,6 @@ def test_run_unknown_operator_in_the_net(tmp_path, capsys):
     assert_clean_error(capsys, "Conv", "c2ops-cpu")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py cmd_run calls os.makedirs(args.output) and np.save outside any error handling, "
-    "and main() only catches C2Error: an --output that is an existing file (or unwritable) "
-    "ends in a FileExistsError/OSError traceback instead of exit 2 naming the path"))
 def test_run_output_path_that_is_a_file(tmp_path, capsys):
     write_net(predict_net(), tmp_path / "predict.pb")
     blocker = tmp_path / "blocker"

@@ -241,10 +241,6 @@ def test_should_stop_blob_is_checked_after_every_substep():
     assert count("after") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py _Step._run_once checks should_stop_blob only after all of a step's nets ran; "
-    "Caffe2's ExecuteStepRecursive checks it after every net (CHECK_SHOULD_STOP inside the "
-    "network loop), so later nets of the same iteration are skipped"))
 def test_should_stop_blob_is_checked_after_every_net_of_a_step():
     feed_counter("c")
     feed_counter("after")
@@ -289,10 +285,6 @@ def test_only_once_step_stops_early_when_its_stop_blob_is_set():
     assert count("b") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py _Step._run_once ignores the step's own only_once: a step with should_stop_blob "
-    "loops until the blob is true; Caffe2 (getContinuationTest) runs an only_once step for "
-    "exactly one iteration"))
 def test_only_once_step_with_stop_blob_runs_a_single_iteration():
     # The stop blob becomes true at 5, so a wrong implementation still terminates.
     feed_counter("c")
@@ -303,10 +295,6 @@ def test_only_once_step_with_stop_blob_runs_a_single_iteration():
     assert count("c") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py _Step._run_once treats only_once as 'run this substep only in the parent's first "
-    "iteration'; in Caffe2 only_once limits the substep's own loop to one pass, and the "
-    "substep still runs in every iteration of its parent"))
 def test_only_once_substep_runs_once_in_every_parent_iteration():
     # The stop blob becomes true at 10, so a wrong implementation still terminates.
     feed_counter("c")
@@ -378,10 +366,6 @@ def test_num_concurrent_instances_with_iterations():
     assert count("c") == 4 * 10 * 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py _Step.run starts num_concurrent_instances copies of any step; Caffe2 uses "
-    "num_concurrent_instances only to multiply the worker threads of a step with substeps, "
-    "and a step of nets runs its nets num_iter times regardless"))
 def test_num_concurrent_instances_does_not_multiply_a_step_of_nets():
     feed_counter("c")
     step = core.execution_step("nets", inc_net("inc", "c"), num_iter=3, num_concurrent_instances=2)
@@ -449,10 +433,6 @@ def test_report_net_of_a_short_step_runs_once_with_the_final_values():
     assert count("reported") == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py ignores ExecutionStep.run_every_ms: such a substep is run as an ordinary substep "
-    "in every iteration; Caffe2 runs it only as a periodic reporter while its parent runs "
-    "(reportSubsteps), i.e. once at the end of a short parent"))
 def test_run_every_ms_substep_is_a_periodic_reporter_not_a_recurring_substep():
     feed_counter("c")
     feed_counter("ticks")
@@ -543,10 +523,6 @@ def test_run_plan_accepts_an_execution_step_proto_whose_nets_exist():
     assert count("c") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workspace.RunPlan turns a core.ExecutionStep into its bare ExecutionStep proto (via "
-    "Proto()) and wraps that in an empty PlanDef, dropping the step's nets; Caffe2 does "
-    "core.Plan(step) so the nets travel with it"))
 def test_run_plan_accepts_an_execution_step_and_creates_its_nets():
     feed_counter("c")
     workspace.RunPlan(core.execution_step("s", inc_net("inc", "c"), num_iter=2))
@@ -578,10 +554,6 @@ def test_nets_created_by_a_plan_stay_in_the_workspace():
     assert count("c") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core.execution_step adds a mixed list of nets and steps item by item, so the first net "
-    "after a substep raises 'either nets or substeps'; Caffe2 wraps each item of a list that "
-    "is not all nets in its own substep (to_execution_step)"))
 def test_execution_step_wraps_nets_mixed_with_steps_into_substeps():
     feed_counter("c")
     sub = core.execution_step("sub", inc_net("inc", "c"), num_iter=2)
