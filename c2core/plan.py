@@ -18,27 +18,55 @@ _FOREVER = 2 ** 62
 
 
 def run_plan(plan, ws):
-    """Create the plan's nets in `ws`, then run its execution steps in order."""
-    for net_def in plan.network:
-        ws.create_net(net_def, overwrite=True)
+    """Run the plan's execution steps in order.
+
+    The plan's nets are created lazily, in the workspace of the step that
+    first runs them (a step with ``create_workspace`` gets its own copies).
+    """
+    nets = _PlanNets(plan, ws)
     for step in plan.execution_step:
-        _Step(step, ws, plan.name).run()
+        _Step(step, ws, plan.name, nets).run()
+
+
+class _PlanNets:
+    """The plan's NetDefs, created on first use in each workspace that runs them."""
+
+    def __init__(self, plan, ws):
+        self.defs = {}
+        for net_def in plan.network:
+            if net_def.name in self.defs:
+                raise C2Error(f"plan '{plan.name}' defines net '{net_def.name}' twice")
+            self.defs[net_def.name] = net_def
+        self.created = set()
+        self.lock = threading.Lock()
+
+    def known(self, ws, name):
+        return name in self.defs or ws.find_net(name) is not None
+
+    def run(self, ws, name):
+        if name in self.defs:
+            with self.lock:
+                key = (id(ws), name)
+                if key not in self.created:
+                    ws.create_net(self.defs[name], overwrite=True)
+                    self.created.add(key)
+        ws.run_net(name)
 
 
 class _Step:
-    def __init__(self, step, ws, where):
+    def __init__(self, step, ws, where, nets):
         self.step = step
         self.ws = ws
-        self.plan_name = where
+        self.nets = nets
         self.where = f"plan '{where}', step '{step.name}'"
         if step.substep and step.network:
             raise C2Error(f"{self.where}: a step has either substeps or networks, not both")
         for name in step.network:
-            if ws.find_net(name) is None:
+            if not nets.known(ws, name):
                 raise C2Error(f"{self.where}: net '{name}' is neither in the plan nor created in the workspace")
-        if step.HasField("report_net") and ws.find_net(step.report_net) is None:
+        if step.HasField("report_net") and not nets.known(ws, step.report_net):
             raise C2Error(f"{self.where}: report_net '{step.report_net}' was not created")
-        self.substeps = [_Step(s, ws, where) for s in step.substep]
+        self.substeps = [_Step(s, ws, where, nets) for s in step.substep]
 
     def should_stop(self, ws) -> bool:
         if not self.step.should_stop_blob:
@@ -73,7 +101,8 @@ class _Step:
         step = self.step
         reporters = []
         if step.HasField("report_net"):
-            reporters.append(_Periodic(lambda: ws.run_net(step.report_net), max(step.report_interval, 0) or 1))
+            reporters.append(_Periodic(lambda: self.nets.run(ws, step.report_net),
+                                       max(step.report_interval, 0) or 1))
         recurring = [s for s in self.substeps if not s.step.run_every_ms]
         for s in self.substeps:
             if s.step.run_every_ms:
@@ -90,7 +119,7 @@ class _Step:
                                 return
                 else:
                     for name in step.network:
-                        ws.run_net(name)
+                        self.nets.run(ws, name)
                         if self.should_stop(ws):
                             return
                 if self.should_stop(ws):

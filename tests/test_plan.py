@@ -443,10 +443,6 @@ def test_run_every_ms_substep_is_a_periodic_reporter_not_a_recurring_substep():
     assert count("ticks") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan.py ignores ExecutionStep.create_workspace: the substep's nets run in (and leave "
-    "their blobs in) the plan's workspace; Caffe2 runs such a step in a fresh child workspace "
-    "that sees the parent's blobs and is dropped afterwards"))
 def test_create_workspace_substep_keeps_its_blobs_private():
     feed_counter("c", 5.0)
     net = core.Net("private")
