@@ -29,8 +29,8 @@ def MakeArgument(key, value):
     arg.name = key
     if isinstance(value, np.ndarray):
         value = value.flatten().tolist()
-    if isinstance(value, dict):
-        raise ValueError(f"argument {key!r}: dicts cannot be arguments")
+    if isinstance(value, dict):   # Caffe2 iterates a dict: its keys become the list
+        value = list(value)
     if _is_float(value):
         arg.f = float(value)
     elif _is_int(value):
@@ -42,7 +42,7 @@ def MakeArgument(key, value):
     elif isinstance(value, caffe2_pb2.NetDef):
         arg.n.CopyFrom(value)
     elif isinstance(value, caffe2_pb2.TensorProto):
-        arg.t.CopyFrom(value)
+        arg.s = value.SerializeToString()   # where Caffe2 (Python and C++) puts any message but NetDef
     elif hasattr(value, "Proto") and isinstance(value.Proto(), caffe2_pb2.NetDef):
         arg.n.CopyFrom(value.Proto())
     elif isinstance(value, (list, tuple, range)) or hasattr(value, "__iter__"):
@@ -81,8 +81,14 @@ def raw_value(arg):
 
 
 def ArgsToDict(args):
-    """Caffe2's utils.ArgsToDict: {name: value} of a repeated Argument."""
-    return {a.name: raw_value(a) for a in args}
+    """Caffe2's utils.ArgsToDict: {name: value}; unnamed args skipped, empty ones None."""
+    out = {}
+    for a in args:
+        if not a.HasField("name"):
+            continue
+        value = raw_value(a)
+        out[a.name] = None if isinstance(value, list) and not value else value
+    return out
 
 
 def _convert(arg, t):
@@ -112,6 +118,12 @@ def _convert(arg, t):
     elif t == "TensorProto":
         if arg.HasField("t"):
             return arg.t
+        if arg.HasField("s"):   # Caffe2 writes a serialized TensorProto into s
+            from c2core.serialize import parse_proto
+            try:
+                return parse_proto(arg.s, caffe2_pb2.TensorProto, f"argument '{arg.name}'")
+            except Exception:
+                raise TypeError("a string that is not a serialized TensorProto") from None
     elif isinstance(t, list):
         et = t[0]
         fields = [f for f in ("floats", "ints", "strings", "nets", "tensors") if len(getattr(arg, f))]

@@ -36,19 +36,23 @@ def IsOperator(op_type):
 
 def IsOperatorWithEngine(op_type, engine):
     reg = registry.get().ensure_loaded()
+    engine = "" if engine == "DEFAULT" else engine
     return any((op_type, d, engine) in reg.kernels for d in caffe2_pb2.DeviceType.values())
 
 
 def DeviceOption(device_type, device_id=0, random_seed=None, node_name=None,
-                 numa_node_id=None, extra_info=None):
+                 numa_node_id=None, extra_info=None, cuda_gpu_id=None):
+    """A DeviceOption proto; `cuda_gpu_id` is accepted as the older name of `device_id`."""
     option = caffe2_pb2.DeviceOption()
     option.device_type = device_type
-    option.cuda_gpu_id = device_id
+    option.cuda_gpu_id = device_id if cuda_gpu_id is None else cuda_gpu_id
     if node_name is not None:
         option.node_name = node_name
     if random_seed is not None:
         option.random_seed = random_seed
     if numa_node_id is not None:
+        if device_type != caffe2_pb2.CPU:
+            raise ValueError("numa_node_id is only meaningful for CPU device options")
         option.numa_node_id = numa_node_id
     if extra_info is not None:
         option.extra_info.extend(extra_info)
@@ -74,6 +78,8 @@ class BlobReference:
     def __eq__(self, other):
         if isinstance(other, str):
             return self._name == other
+        if isinstance(other, bytes):
+            return self._name == other.decode("utf-8")
         if isinstance(other, BlobReference):
             return self._name == other._name
         return False
@@ -127,6 +133,8 @@ class BlobReference:
 
 
 def ScopedName(name):
+    if isinstance(name, bytes):
+        name = name.decode("ascii")
     return scope.CurrentNameScope() + name
 
 
@@ -136,14 +144,14 @@ def ScopedBlobReference(name, *args, **kwargs):
 
 def _RectifyInputOutput(blobs, net=None):
     """A list of BlobReferences from a name, a reference or a list of either."""
-    if isinstance(blobs, str):
+    if isinstance(blobs, (str, bytes)):
         return [ScopedBlobReference(blobs, net=net)]
     if isinstance(blobs, BlobReference):
         return [blobs]
     if isinstance(blobs, (list, tuple)):
         out = []
         for b in blobs:
-            if isinstance(b, str):
+            if isinstance(b, (str, bytes)):
                 out.append(ScopedBlobReference(b, net=net))
             elif isinstance(b, BlobReference):
                 out.append(b)
@@ -155,7 +163,7 @@ def _RectifyInputOutput(blobs, net=None):
 
 def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
                    device_option=None, arg=None, engine=None, debug_info=None, **kwargs):
-    """An OperatorDef; keyword arguments become Arguments (sorted by name, None skipped)."""
+    """An OperatorDef; keyword arguments become Arguments in call order (None skipped)."""
     op = caffe2_pb2.OperatorDef()
     op.type = operator_type
     op.name = name
@@ -175,7 +183,7 @@ def CreateOperator(operator_type, inputs, outputs, name="", control_input=None,
         op.device_option.random_seed = kwargs.pop("random_seed")
     if arg is not None:
         op.arg.extend(arg)
-    for key, value in sorted(kwargs.items()):
+    for key, value in kwargs.items():
         if value is not None:
             op.arg.add().CopyFrom(MakeArgument(key, value))
     return op
@@ -227,6 +235,7 @@ class Net:
             self._net = caffe2_pb2.NetDef()
             self._net.name = self._get_next_net_name(str(name_or_proto))
         self._attr_dict = {}
+        self._registered_blob_names = set()
 
     # -- names and blobs ----------------------------------------------------
     def Name(self):
@@ -246,9 +255,9 @@ class Net:
         return name in self._net.external_input or name in self._op_outputs()
 
     def UsesBlob(self, blob):
+        """True if an op reads `blob` or it is an external input (as Caffe2)."""
         name = str(blob)
-        return any(name in op.input or name in op.output for op in self._net.op) \
-            or name in self._net.external_input
+        return any(name in op.input for op in self._net.op) or name in self._net.external_input
 
     def UsedBlobNames(self):
         names = set(self._net.external_input) | set(self._net.external_output)
@@ -263,12 +272,21 @@ class Net:
             raise KeyError(f"Net '{self.Name()}' does not define blob {name}")
         return BlobReference(name, self)
 
+    def _next_blob(self, base):
+        name, index = base, 0
+        while self.BlobIsDefined(name) or name in self._registered_blob_names:
+            name = f"{base}_auto_{index}"
+            index += 1
+        self._registered_blob_names.add(name)
+        return BlobReference(name, self)
+
     def NextScopedBlob(self, prefix="unnamed"):
-        return ScopedBlobReference(self.NextName(prefix), net=self)
+        """A blob `<scope>prefix` (or `..._auto_<n>`) not defined nor handed out before."""
+        return self._next_blob(ScopedName(prefix))
 
     def NextBlob(self, prefix="unnamed"):
-        output = self.NextName(prefix)
-        return BlobReference(output, net=self)
+        """A blob `prefix` (or `prefix_auto_<n>`) not defined nor handed out before."""
+        return self._next_blob(str(prefix))
 
     def NextName(self, prefix=None, output_id=None):
         """A blob name not yet used in this net: '<net>/<prefix>[_n][:id]' or '<net>_blob_<n>'."""
@@ -292,6 +310,7 @@ class Net:
         for i in inputs:
             if str(i) in existing:
                 raise C2Error(f"Net '{self.Name()}' already contains an input named {i}")
+            existing.add(str(i))
         for i in inputs:
             self._net.external_input.append(str(i))
             refs.append(BlobReference(str(i), self))
@@ -411,16 +430,36 @@ class Net:
         proto.external_input[:] = [rename(i) for i in self._net.external_input]
         proto.external_output[:] = [rename(o) for o in self._net.external_output]
         if update_external_list:
-            produced = {o for op in proto.op for o in op.output}
-            used = [i for op in proto.op for i in op.input]
-            proto.external_input[:] = list(dict.fromkeys(i for i in used if i not in produced))
-            keep = set(proto.external_output)
-            proto.external_output[:] = [o for o in dict.fromkeys(
-                o for op in proto.op for o in op.output) if o in keep]
+            # inputs nobody in the clone produces come from outside; outputs nobody reads go out
+            produced, read, external_in = [], set(), []
+            for op in proto.op:
+                for i in op.input:
+                    if i in produced:
+                        read.add(i)
+                    elif i not in external_in:
+                        external_in.append(i)
+                produced.extend(o for o in op.output if o not in produced)
+            proto.external_input[:] = external_in
+            proto.external_output[:] = [o for o in produced if o not in read]
         proto.name = name
-        new_net = Net(proto, inplace=True)
-        new_net._net.name = new_net._get_next_net_name(name) if name != new_net._net.name else name
-        return new_net
+        return Net(proto, inplace=True)
+
+    def AppendNet(self, net, device_option=None):
+        """Append `net`'s ops; its external inputs this net produces stop being external."""
+        other = _net_proto(net)
+        produced = self._op_outputs()
+        for i in other.external_input:
+            if i not in self._net.external_input and i not in produced:
+                self._net.external_input.append(i)
+        for o in other.external_output:
+            if o not in self._net.external_output:
+                self._net.external_output.append(o)
+        for op in other.op:
+            new = self._net.op.add()
+            new.CopyFrom(op)
+            if device_option is not None:
+                new.device_option.CopyFrom(device_option)
+        return self
 
     def RunAllOnGPU(self, gpu_id=0, use_cudnn=False):
         self._net.device_option.CopyFrom(DeviceOption(GpuDeviceType, gpu_id))

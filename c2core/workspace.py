@@ -228,8 +228,8 @@ def DeleteNet(name):
 
 
 def RunPlan(plan_or_step):
-    from c2core.plan import run_plan
     from c2core.core import ExecutionStep, Plan
+    from c2core.plan import run_plan
     plan = Plan(plan_or_step) if isinstance(plan_or_step, ExecutionStep) else plan_or_step
     if hasattr(plan, "Proto"):
         plan = plan.Proto()

@@ -20,7 +20,7 @@ class Workspace:
         self.nets: dict = {}
         self.parent = parent
 
-    def child(self, name: str) -> "Workspace":
+    def child(self, name: str) -> Workspace:
         """A workspace that sees this one's blobs and nets; blobs it creates stay its own."""
         return Workspace(name, parent=self)
 
