@@ -1,7 +1,3 @@
 #!/usr/bin/env bash
-# README command 2: set up, lint, and run the whole test suite.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup-venv.sh
-.venv/bin/ruff check .
-.venv/bin/python -m pytest tests "$@"
+# README command 2: exactly what CI runs (.ci/run).
+exec bash "$(dirname "$0")/../.ci/run" "$@"

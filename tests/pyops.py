@@ -12,12 +12,21 @@ class ScaleOp(Operator):
         self.set_output(0, self.input(0) * np.float32(self.args.get("scale", 1.0)))
 
 
-class SlowCopyOp(Operator):
-    """Sleeps without the GIL so the dag executor's parallelism is observable."""
+BARRIERS = {}          # name -> threading.Barrier, shared by TRendezvousCopy ops
+LOG = []               # tags recorded by TLogCopy, in run order
+
+
+class RendezvousCopyOp(Operator):
+    """Copies after every party reached the barrier: passes only if they run at the same time."""
 
     def run(self):
-        import time
-        time.sleep(self.arg("seconds"))
+        BARRIERS[self.arg("barrier")].wait()
+        self.set_output(0, np.array(self.input(0), copy=True))
+
+
+class LogCopyOp(Operator):
+    def run(self):
+        LOG.append(self.arg("tag"))
         self.set_output(0, np.array(self.input(0), copy=True))
 
 
@@ -45,10 +54,14 @@ SCALE = (OpSchema("TScale").num_inputs(1).num_outputs(1).allow_inplace([(0, 0)])
          .input(0, "X", "input").output(0, "Y", "scaled input")
          .arg("scale", float, 1.0, "factor").identical_type_and_shape()
          .doc("Multiplies by a constant.").category("Test"))
-SLOW = (OpSchema("TSlowCopy").num_inputs(1).num_outputs(1)
-        .input(0, "X", "input").output(0, "Y", "copy")
-        .arg("seconds", float, 0.1, "sleep").identical_type_and_shape()
-        .doc("Copies after sleeping.").category("Test"))
+RENDEZVOUS = (OpSchema("TRendezvousCopy").num_inputs(1).num_outputs(1)
+              .input(0, "X", "input").output(0, "Y", "copy")
+              .arg("barrier", str, required=True, doc="name of a barrier in pyops.BARRIERS")
+              .identical_type_and_shape().doc("Copies once all parties arrived.").category("Test"))
+LOGCOPY = (OpSchema("TLogCopy").num_inputs(1).num_outputs(1)
+           .input(0, "X", "input").output(0, "Y", "copy")
+           .arg("tag", str, "", "what to record in pyops.LOG")
+           .identical_type_and_shape().doc("Records its tag, then copies.").category("Test"))
 MATMUL = (OpSchema("TMatMul").num_inputs(2).num_outputs(1)
           .input(0, "A", "left").input(1, "B", "right").output(0, "Y", "product")
           .arg("trans", int, 0, "transpose B").arg("name_tag", str, "", "a string arg")
@@ -76,10 +89,11 @@ def c2core_pack_info():
 
 @hookimpl
 def c2core_register_ops(registrar):
-    for schema in (SCALE, SLOW, MATMUL, NEEDS, CHOICE, INPLACE):
+    for schema in (SCALE, RENDEZVOUS, LOGCOPY, MATMUL, NEEDS, CHOICE, INPLACE):
         registrar.schema(schema)
     registrar.kernel("TScale", ScaleOp)
-    registrar.kernel("TSlowCopy", SlowCopyOp)
+    registrar.kernel("TRendezvousCopy", RendezvousCopyOp)
+    registrar.kernel("TLogCopy", LogCopyOp)
     registrar.kernel("TMatMul", MatMulOp)
     registrar.kernel("TNeedsArg", ConstOp)
     registrar.kernel("TChoice", ScaleOp)
