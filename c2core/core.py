@@ -508,9 +508,6 @@ class ExecutionStep:
     def Nets(self):
         return list(self._net_dict.values())
 
-    def _nets_of(self, step):
-        return step._net_dict if isinstance(step, ExecutionStep) else {}
-
     def SetIter(self, num_iter):
         self._step.num_iter = num_iter
 
@@ -551,7 +548,8 @@ class ExecutionStep:
             raise C2Error(f"execution step {self.Name()}: a step has either nets or substeps, not both")
         proto = substep.Proto() if isinstance(substep, ExecutionStep) else substep
         self._step.substep.add().CopyFrom(proto)
-        self._net_dict.update(self._nets_of(substep))
+        if isinstance(substep, ExecutionStep):
+            self._net_dict.update(substep._net_dict)
         return self
 
 

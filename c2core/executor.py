@@ -22,8 +22,10 @@ def _resolved_op_defs(net_def):
     ops = []
     for op in net_def.op:
         if net_def.HasField("device_option") and not op.HasField("device_option"):
-            op = type(op).FromString(op.SerializeToString())
-            op.device_option.CopyFrom(net_def.device_option)
+            resolved = type(op)()
+            resolved.CopyFrom(op)
+            resolved.device_option.CopyFrom(net_def.device_option)
+            op = resolved
         ops.append(op)
     return ops
 

@@ -126,8 +126,7 @@ class Registry:
                 self.register(plugin, name=ep.name, origin=origin)
             except Exception as e:   # one broken pack must not hide the others
                 msg = f"{type(e).__name__}: {e}"
-                self.load_errors[ep.name] = msg
-                self.pm.unregister(name=ep.name) if self.pm.has_plugin(ep.name) else None
+                self.load_errors[ep.name] = msg   # register() already rolled back a failed hook
                 warnings.warn(f"c2: op pack '{ep.name}' ({ep.value}) failed to load: {msg}",
                               RuntimeWarning, stacklevel=3)
                 if os.environ.get("C2CORE_PLUGIN_TRACEBACK"):

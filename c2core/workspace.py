@@ -253,7 +253,8 @@ def BenchmarkNet(name, warmup_runs, main_runs, run_individual):
     net = current().nets.get(StringifyNetName(name))
     if net is None:
         raise C2Error(f"BenchmarkNet: net '{name}' was not created")
-    net.run(max(0, warmup_runs)) if warmup_runs > 0 else None
+    if warmup_runs > 0:
+        net.run(warmup_runs)
     t0 = time.perf_counter()
     if main_runs > 0:
         net.run(main_runs)
