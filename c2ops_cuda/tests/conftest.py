@@ -17,7 +17,7 @@ def clean_workspace():
     workspace.ResetWorkspace()
 
 
-DRY_RUN = os.environ.get("C2_CUDA_DRY_RUN") == "1"   # fake_pycuda: host code runs, kernels do not
+EMULATED = os.environ.get("C2_CUDA_EMULATED") == "1"   # emulated_pycuda: the kernels run on the CPU
 
 
 def gpu_reason():
@@ -28,11 +28,11 @@ def gpu_reason():
     from c2core import registry
     from c2core.proto import caffe2_pb2
     reg = registry.get().ensure_loaded()
-    if DRY_RUN:
-        import fake_pycuda
+    if EMULATED:
+        import emulated_pycuda
         if "c2ops-cuda" not in reg.packs:        # not installed: register it in-process
             reg.register(c2ops_cuda, name="c2ops-cuda")
-        fake_pycuda.patch_cublas()               # installed or not, cuBLAS is the stand-in
+        emulated_pycuda.patch_cublas()           # installed or not, cuBLAS is emulated too
     if caffe2_pb2.CUDA not in reg.devices:
         return "c2ops-cuda is usable but not registered (install it: pip install ./c2ops_cuda)"
     return None

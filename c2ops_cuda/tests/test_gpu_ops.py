@@ -6,13 +6,12 @@ distribution, the seeding and the consistency of outputs instead.
 """
 import numpy as np
 import pytest
-from parity import DRY_RUN, GPU, check_parity, run_on
+from parity import GPU, check_parity, run_on
 
 from c2core import core, workspace
 from c2core.proto import caffe2_pb2
 
 pytestmark = pytest.mark.usefixtures("gpu")
-needs_values = pytest.mark.skipif(DRY_RUN, reason="dry run (fake PyCUDA): kernels do not compute values")
 R = np.random.default_rng(0)
 F = np.float32
 
@@ -245,7 +244,6 @@ def _gpu_run(ops, feeds=None, seed=None):
         workspace.RunOperatorOnce(o)
 
 
-@needs_values
 @pytest.mark.parametrize("t,args,check", [
     ("UniformFill", dict(min=-2.0, max=3.0), lambda y: -2 <= y.min() and y.max() < 3 and abs(y.mean() - 0.5) < 0.05),
     ("GaussianFill", dict(mean=1.0, std=2.0), lambda y: abs(y.mean() - 1) < 0.05 and abs(y.std() - 2) < 0.05),
@@ -259,7 +257,6 @@ def test_random_fills_follow_their_distribution_and_seed(t, args, check):
     assert np.array_equal(workspace.FetchBlob("Y2"), y)
 
 
-@needs_values
 def test_dropout():
     x = pos(1000, 100)
     _gpu_run([op("Dropout", ["X"], ["Y", "mask"], ratio=0.3)], {"X": x}, seed=3)
@@ -308,7 +305,6 @@ def test_sparse_ops():
                  {"w": f(10, 4), "h": pos(10, 4), "I": unique, "g": f(3, 4), "lr": np.array([-0.1], F)}, grad_of=())
 
 
-@needs_values
 def test_bad_labels_and_indices_are_reported_naming_the_blob():
     _gpu_run([], {"P": pos(3, 4), "L": np.array([0, 4, 1], np.int32)})
     with pytest.raises(RuntimeError, match=r"input 1 'L' is out of range at position 1"):

@@ -1,0 +1,201 @@
+// The CUDA kernel environment on the host: lets g++ compile the pack's kernels/*.cu unchanged and run
+// their launches on the CPU, so the GPU tests check real numbers on a machine without a GPU.
+//
+// Compiled in front of a kernel instantiation (g++ -include cuda_emu.h) into one shared library per
+// (file, types); emulated_pycuda.py loads it with ctypes and calls c2emu_launch_<kernel>.
+//
+// Execution model: one block after another, its threads one after another on this OS thread.
+// Block 0 runs every thread as a fiber (ucontext), switching at __syncthreads, which is then a real
+// barrier; if block 0 never reached a barrier the other blocks run their threads as plain calls (a
+// barrier reached there is reported as divergent). Shared memory is a static, which is per block
+// because blocks do not overlap; atomics are exact because nothing runs concurrently. What this
+// cannot show: data races between threads (they run in a fixed order), warp-level behaviour,
+// performance.
+#pragma once
+
+#include <math.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <ucontext.h>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+
+struct uint3 { unsigned x, y, z; };
+struct dim3 { unsigned x, y, z; };
+
+static uint3 threadIdx, blockIdx;
+static dim3 blockDim, gridDim;
+
+using std::isinf;
+using std::isnan;
+static inline float rsqrtf(float x) { return 1.0f / sqrtf(x); }
+static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
+
+template <typename T>
+static inline T atomicAdd(T* p, T v) { T old = *p; *p = old + v; return old; }
+static inline int atomicCAS(int* p, int compare, int value) {
+  int old = *p;
+  if (old == compare) *p = value;
+  return old;
+}
+
+namespace c2emu {
+
+constexpr size_t kStackBytes = 64 * 1024;
+
+struct Fiber {
+  ucontext_t context;
+  char* stack = nullptr;
+  bool done = false;
+};
+
+static ucontext_t scheduler;
+static std::vector<Fiber> fibers;
+static Fiber* running = nullptr;
+static bool barrier_reached = false;
+static const std::function<void()>* thread_body = nullptr;
+
+static void fiber_main() {
+  (*thread_body)();
+  running->done = true;   // returning resumes the scheduler through uc_link
+}
+
+struct Divergent : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+static std::string where() {
+  char buf[160];
+  snprintf(buf, sizeof buf, "thread (%u,%u,%u) of block (%u,%u,%u)", threadIdx.x, threadIdx.y, threadIdx.z,
+           blockIdx.x, blockIdx.y, blockIdx.z);
+  return buf;
+}
+
+static void set_thread(unsigned t) {
+  threadIdx.x = t % blockDim.x;
+  threadIdx.y = t / blockDim.x % blockDim.y;
+  threadIdx.z = t / (blockDim.x * blockDim.y);
+}
+
+// every thread of the current block as a fiber; true when a barrier was reached
+static bool run_block_as_fibers(const std::function<void()>& body) {
+  const unsigned n = blockDim.x * blockDim.y * blockDim.z;
+  if (fibers.size() < n) fibers.resize(n);
+  thread_body = &body;
+  for (unsigned t = 0; t < n; ++t) {
+    Fiber& f = fibers[t];
+    if (!f.stack) f.stack = static_cast<char*>(malloc(kStackBytes));
+    if (!f.stack) throw std::runtime_error("out of memory for the emulated threads' stacks");
+    f.done = false;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack;
+    f.context.uc_stack.ss_size = kStackBytes;
+    f.context.uc_link = &scheduler;
+    makecontext(&f.context, fiber_main, 0);
+  }
+  bool any_barrier = false;
+  for (unsigned live = n; live;) {
+    unsigned waiting = 0, finished = 0;
+    for (unsigned t = 0; t < n; ++t) {
+      Fiber& f = fibers[t];
+      if (f.done) continue;
+      set_thread(t);
+      running = &f;
+      barrier_reached = false;
+      swapcontext(&scheduler, &f.context);
+      if (f.done) ++finished; else ++waiting;
+    }
+    running = nullptr;
+    if (waiting && waiting != live) {
+      throw Divergent("__syncthreads reached by " + std::to_string(waiting) + " of the " + std::to_string(live) +
+                      " threads still running in block (" + std::to_string(blockIdx.x) + "," +
+                      std::to_string(blockIdx.y) + "," + std::to_string(blockIdx.z) + ") (a divergent barrier)");
+    }
+    any_barrier |= waiting > 0;
+    live = waiting;
+  }
+  return any_barrier;
+}
+
+template <typename T>
+constexpr char code() {
+  if constexpr (std::is_pointer_v<T>) return 'P';
+  else if constexpr (std::is_same_v<T, float>) return 'f';
+  else if constexpr (std::is_same_v<T, double>) return 'd';
+  else if constexpr (std::is_same_v<T, int>) return 'i';
+  else if constexpr (std::is_same_v<T, long long>) return 'q';
+  else return '?';
+}
+
+template <typename... A>
+const char* signature(void (*)(A...)) {
+  static const char sig[] = {code<std::decay_t<A>>()..., '\0'};
+  return sig;
+}
+
+template <typename... A, size_t... I>
+std::tuple<std::decay_t<A>...> unpack(void** args, std::index_sequence<I...>) {
+  return std::tuple<std::decay_t<A>...>{*static_cast<std::decay_t<A>*>(args[I])...};
+}
+
+// dims: grid x, y, z then block x, y, z; args: one pointer per kernel parameter to its value
+template <typename... A>
+int launch(void (*kernel)(A...), const unsigned* dims, void** args, char* error, int error_size) {
+  auto values = unpack<A...>(args, std::index_sequence_for<A...>{});
+  const std::function<void()> body = [&] { std::apply(kernel, values); };
+  gridDim = {dims[0], dims[1], dims[2]};
+  blockDim = {dims[3], dims[4], dims[5]};
+  const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
+  try {
+    bool barriers = false;
+    for (unsigned bz = 0; bz < gridDim.z; ++bz)
+      for (unsigned by = 0; by < gridDim.y; ++by)
+        for (unsigned bx = 0; bx < gridDim.x; ++bx) {
+          blockIdx = {bx, by, bz};
+          if ((bx | by | bz) == 0 || barriers) {
+            barriers = run_block_as_fibers(body);
+          } else {
+            for (unsigned t = 0; t < threads; ++t) {
+              set_thread(t);
+              body();
+            }
+          }
+        }
+  } catch (const std::exception& e) {
+    snprintf(error, error_size, "%s", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace c2emu
+
+static inline void __syncthreads() {
+  if (!c2emu::running)
+    throw c2emu::Divergent("__syncthreads reached by " + c2emu::where() +
+                           ", but block 0 ran to its end without a barrier (a divergent barrier)");
+  c2emu::barrier_reached = true;
+  swapcontext(&c2emu::running->context, &c2emu::scheduler);
+}
+
+// one per kernel, appended after the kernel source by emulated_pycuda.py
+#define C2EMU_EXPORT(fn)                                                                      \
+  extern "C" int c2emu_launch_##fn(const unsigned* dims, void** args, char* error, int size) { \
+    return c2emu::launch(&fn, dims, args, error, size);                                       \
+  }                                                                                           \
+  extern "C" const char* c2emu_signature_##fn() { return c2emu::signature(&fn); }

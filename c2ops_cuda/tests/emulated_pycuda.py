@@ -1,0 +1,369 @@
+"""PyCUDA (and cuBLAS, cuRAND) emulated on the host, so the GPU tests check real numbers without a GPU.
+
+``install()`` puts emulated ``pycuda`` modules in ``sys.modules`` before
+c2ops_cuda is imported; ``patch_cublas()`` replaces the pack's cuBLAS calls
+after. Then the pack's own host code runs unchanged:
+
+- device memory is host memory (filled with 0xFF bytes when allocated, as a
+  GPU's memory holds garbage, so a kernel that reads what nobody wrote gives
+  NaNs); every transfer and cuBLAS call is checked to stay inside the
+  allocations it addresses;
+- every kernel source instantiation is compiled by g++ with ``cuda_emu.h``
+  (the CUDA built-ins on the host) into a shared library, and each launch runs
+  the whole grid on the CPU; the launch's argument types are checked against
+  the kernel's parameters first (count, pointer/integer/float, float versus
+  double);
+- cuBLAS products are computed with NumPy on the same buffers; cuRAND draws
+  come from NumPy's generator (so random ops match in distribution only).
+
+What this does not cover: PyCUDA's real API (the stand-ins follow the
+documented calls the pack makes), data races and warp-level effects inside a
+kernel (threads run one after another), cuBLAS itself, timing.
+"""
+from __future__ import annotations
+
+import bisect
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+EMU_HEADER = HERE / "cuda_emu.h"
+LAUNCHES: list[tuple] = []            # (kernel, grid, block) of every launch, for tests of the host path
+SM_COUNT = 2                          # small, so the kernels' grid-stride loops take more than one turn
+
+_ALLOCS: dict[int, np.ndarray] = {}   # base address -> backing bytes
+_BASES: list[int] = []                # sorted keys of _ALLOCS
+_ALLOC_LOCK = threading.Lock()
+_LAUNCH_LOCK = threading.Lock()       # the emulated thread indices are globals: one launch at a time
+
+
+class EmulatedAlloc:
+    """Device memory: a host buffer at its real address, released when the last reference goes."""
+
+    def __init__(self, nbytes):
+        self.nbytes = max(int(nbytes), 1)
+        self.buffer = np.full(self.nbytes, 0xFF, np.uint8)
+        self.base = self.buffer.ctypes.data
+        with _ALLOC_LOCK:
+            _ALLOCS[self.base] = self.buffer
+            bisect.insort(_BASES, self.base)
+
+    def __int__(self):
+        return self.base
+
+    __index__ = __int__
+
+    def __del__(self):
+        with _ALLOC_LOCK:
+            if _ALLOCS.pop(self.base, None) is not None:
+                del _BASES[bisect.bisect_left(_BASES, self.base)]
+
+
+def _span(addr, nbytes):
+    """The backing bytes [addr, addr + nbytes) of one allocation, or an error naming the overrun."""
+    addr, nbytes = int(addr), int(nbytes)
+    with _ALLOC_LOCK:
+        i = bisect.bisect_right(_BASES, addr) - 1
+        buf = _ALLOCS[_BASES[i]] if i >= 0 else None
+        base = _BASES[i] if i >= 0 else 0
+    if buf is None or not (addr < base + buf.size or (nbytes == 0 and addr == base + buf.size)):
+        raise AssertionError(f"device address {addr:#x} is in no allocation")
+    if addr + nbytes > base + buf.size:
+        raise AssertionError(f"device access of {nbytes} bytes at +{addr - base} overruns an allocation of "
+                             f"{buf.size} bytes")
+    return buf[addr - base: addr - base + nbytes]
+
+
+class GPUArray:
+    def __init__(self, shape, dtype, allocator=None, base=None, gpudata=None, strides=None, order="C"):
+        self.shape = tuple(int(d) for d in (shape if isinstance(shape, tuple | list) else (shape,)))
+        self.dtype = np.dtype(dtype)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.ndim = len(self.shape)
+        self.nbytes = self.size * self.dtype.itemsize
+        self.base = base
+        if gpudata is None:
+            gpudata = (allocator or EmulatedAlloc)(self.nbytes) if self.size else None
+        self.gpudata = gpudata
+
+    def view_host(self):
+        return _span(int(self.gpudata), self.nbytes).view(self.dtype).reshape(self.shape)
+
+    def get(self):
+        return self.view_host().copy() if self.size else np.empty(self.shape, self.dtype)
+
+
+def empty(shape, dtype, allocator=None, order="C"):
+    return GPUArray(shape if isinstance(shape, tuple | list) else (shape,), dtype, allocator=allocator)
+
+
+def to_gpu(ary, allocator=None):
+    ary = np.ascontiguousarray(ary)
+    out = empty(ary.shape, ary.dtype, allocator)
+    if out.size:
+        out.view_host()[...] = ary
+    return out
+
+
+# -- kernels: compiled by g++ against cuda_emu.h, run on the CPU ------------------------------
+
+_CACHE = Path(tempfile.gettempdir()) / f"c2_emulated_cuda_{os.getuid()}"
+_ERROR_SIZE = 512
+
+
+def _compiler():
+    compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        raise RuntimeError("the emulated GPU needs a C++ compiler (g++) to build the kernels")
+    return [compiler, "-std=c++17", "-include", str(EMU_HEADER)]
+
+
+def _gxx(args, what):
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"{what} for the emulated GPU failed:\n{proc.stderr[-4000:]}")
+    return proc.stdout
+
+
+def _compile(source: str, include_dirs) -> tuple[Path, list[str]]:
+    """The shared library of one kernel source instantiation and its kernels' names (cached by content)."""
+    key = hashlib.sha1((source + EMU_HEADER.read_text()).encode()).hexdigest()
+    out, names_file = _CACHE / f"{key}.so", _CACHE / f"{key}.kernels"
+    if not out.exists() or not names_file.exists():
+        _CACHE.mkdir(parents=True, exist_ok=True)
+        src = _CACHE / f"{key}.cpp"
+        src.write_text(source)
+        includes = [f"-I{d}" for d in include_dirs]
+        # the kernels are the extern "C" void functions once KERNEL and the kernel-making macros expand
+        expanded = _gxx([*_compiler(), "-E", "-P", *includes, str(src)], "preprocessing the kernels")
+        names = re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)
+        src.write_text(source + "\n" + "".join(f"C2EMU_EXPORT({n})\n" for n in names))
+        tmp = _CACHE / f"{key}.{os.getpid()}.so"
+        _gxx([*_compiler(), "-O1", "-fPIC", "-shared", "-w", *includes, str(src), "-o", str(tmp)],
+             "compiling the kernels")
+        names_file.write_text("\n".join(names))
+        os.replace(tmp, out)   # atomic: parallel test processes never load a half-written library
+    return out, names_file.read_text().split()
+
+
+_CTYPES = {"P": ctypes.c_void_p, "q": ctypes.c_longlong, "i": ctypes.c_int, "f": ctypes.c_float,
+           "d": ctypes.c_double}
+
+
+class Function:
+    def __init__(self, library, name):
+        self.name, self.sig = name, None
+        self._launch = getattr(library, f"c2emu_launch_{name}")
+        self._launch.argtypes = [ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p,
+                                 ctypes.c_int]
+        params = getattr(library, f"c2emu_signature_{name}")
+        params.restype = ctypes.c_char_p
+        self.params = params().decode()
+
+    def prepare(self, sig):
+        if sig != self.params:
+            raise AssertionError(f"kernel {self.name}: launched with argument types {sig!r}, but its parameters "
+                                 f"are {self.params!r} (P pointer, q int64, i int32, f float, d double)")
+        self.sig = sig
+
+    def prepared_call(self, grid, block, *args, shared_size=0):
+        assert self.sig is not None, f"kernel {self.name} launched before prepare()"
+        assert len(args) == len(self.sig), f"kernel {self.name}: {len(args)} arguments for signature {self.sig}"
+        grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+        threads = int(np.prod(block))
+        assert 0 < threads <= 1024 and all(int(g) > 0 for g in grid), f"kernel {self.name}: grid {grid} block {block}"
+        values = []
+        for c, a in zip(self.sig, args):
+            if c == "P" and int(a):
+                _span(int(a), 0)   # a pointer into an allocation (or null)
+            values.append(_CTYPES[c](int(a) if c in "Pqi" else float(a)))
+        pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.addressof(v) for v in values])
+        dims = (ctypes.c_uint * 6)(*grid, *block)
+        error = ctypes.create_string_buffer(_ERROR_SIZE)
+        with _LAUNCH_LOCK:
+            failed = self._launch(dims, pointers, error, _ERROR_SIZE)
+        LAUNCHES.append((self.name, grid, block))
+        if failed:
+            raise RuntimeError(f"kernel {self.name}: {error.value.decode()}")
+
+
+class SourceModule:
+    def __init__(self, source, no_extern_c=False, options=None, include_dirs=(), **kw):
+        path, self.names = _compile(source, include_dirs)
+        self.library = ctypes.CDLL(str(path))
+        self.functions = {}
+
+    def get_function(self, name):
+        if name not in self.names:
+            raise AssertionError(f"no kernel {name} in the module (has {self.names[:8]}...)")
+        if name not in self.functions:
+            self.functions[name] = Function(self.library, name)
+        return self.functions[name]
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+def memcpy_htod(dest, src):
+    src = np.ascontiguousarray(src)
+    _span(dest, src.nbytes)[...] = src.reshape(-1).view(np.uint8)
+
+
+def memcpy_dtoh(dest, src):
+    dest.reshape(-1).view(np.uint8)[...] = _span(src, dest.nbytes)
+
+
+def memcpy_dtod(dest, src, size):
+    _span(dest, size)[...] = _span(src, size)
+
+
+def memset_d8(dest, value, count):
+    _span(dest, count)[...] = value
+
+
+def memset_d32(dest, value, count):
+    _span(dest, 4 * count).view(np.uint32)[...] = value
+
+
+class Context:
+    def push(self):
+        pass
+
+    @staticmethod
+    def pop():
+        pass
+
+    @staticmethod
+    def synchronize():
+        pass
+
+
+class Device:
+    def __init__(self, ordinal):
+        self.ordinal = ordinal
+
+    @staticmethod
+    def count():
+        return 1
+
+    def retain_primary_context(self):
+        return Context()
+
+    def get_attribute(self, attr):
+        return SM_COUNT
+
+
+class DeviceMemoryPool:
+    def allocate(self, nbytes):
+        return EmulatedAlloc(nbytes)
+
+    def stop_holding(self):
+        pass
+
+
+class XORWOWRandomNumberGenerator:
+    """cuRAND's generator as the pack uses it: seeded from `seed_getter`, uniform in (0, 1], normal."""
+
+    def __init__(self, seed_getter=None, offset=0):
+        seeds = seed_getter(64).get() if seed_getter is not None else np.arange(64)
+        self.rng = np.random.default_rng(int(seeds[0]))
+
+    def fill_uniform(self, data):
+        data.view_host()[...] = 1.0 - self.rng.random(data.shape)
+
+    def fill_normal(self, data):
+        data.view_host()[...] = self.rng.standard_normal(data.shape)
+
+
+# -- cuBLAS: row-major products with NumPy on the device buffers --------------------------------
+
+def _extent(trans, rows, cols, ld, itemsize):
+    """Bytes a row-major op(M) of rows x cols with leading dimension ld spans."""
+    stored_rows, stored_cols = (cols, rows) if trans else (rows, cols)
+    assert ld >= stored_cols, f"leading dimension {ld} < {stored_cols} columns"
+    return ((stored_rows - 1) * ld + stored_cols) * itemsize if stored_rows and stored_cols else 0
+
+
+def _matrix(addr, trans, rows, cols, ld, dtype):
+    """op(M) of rows x cols, a view of the row-major matrix stored at addr."""
+    dtype = np.dtype(dtype)
+    s = dtype.itemsize
+    stored = (cols, rows) if trans else (rows, cols)
+    flat = _span(addr, _extent(trans, rows, cols, ld, s)).view(dtype)
+    m = np.lib.stride_tricks.as_strided(flat, stored, (ld * s, s))
+    return m.T if trans else m
+
+
+def _product(alpha, a, b, beta, c):
+    result = (a @ b) * c.dtype.type(alpha)
+    if beta != 0:             # cuBLAS does not read C when beta is 0
+        result = result + c.dtype.type(beta) * c
+    c[...] = result
+
+
+def emulated_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dtype):
+    if m == 0 or n == 0:
+        return
+    _product(alpha, _matrix(a, trans_a, m, k, lda, dtype), _matrix(b, trans_b, k, n, ldb, dtype), beta,
+             _matrix(c, False, m, n, ldc, dtype))
+    LAUNCHES.append(("cublas_gemm", (m, n, k), ()))
+
+
+def emulated_gemm_batched(trans_a, trans_b, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, dtype):
+    if m == 0 or n == 0 or batch == 0:
+        return
+    s = np.dtype(dtype).itemsize
+    for i in range(batch):
+        _product(alpha, _matrix(a + i * sa * s, trans_a, m, k, lda, dtype),
+                 _matrix(b + i * sb * s, trans_b, k, n, ldb, dtype), beta,
+                 _matrix(c + i * sc * s, False, m, n, ldc, dtype))
+    LAUNCHES.append(("cublas_gemm_batched", (m, n, k, batch), ()))
+
+
+def emulated_gemv(trans, m, n, alpha, a, lda, x, beta, y, dtype):
+    if m == 0 or n == 0:
+        return
+    matrix = _matrix(a, False, m, n, lda, dtype)
+    if trans:
+        matrix = matrix.T
+    rows, cols = matrix.shape
+    dtype = np.dtype(dtype)
+    xv = _span(x, cols * dtype.itemsize).view(dtype).reshape(cols, 1)
+    yv = _span(y, rows * dtype.itemsize).view(dtype).reshape(rows, 1)
+    _product(alpha, matrix, xv, beta, yv)
+    LAUNCHES.append(("cublas_gemv", (m, n), ()))
+
+
+def install():
+    """Emulated pycuda modules in sys.modules; call before importing c2ops_cuda."""
+    def module(name, **attrs):
+        m = types.ModuleType(name)
+        m.__dict__.update(attrs)
+        sys.modules[name] = m
+        return m
+
+    drv = module("pycuda.driver", init=lambda: None, Device=Device, Context=Context,
+                 device_attribute=types.SimpleNamespace(MULTIPROCESSOR_COUNT=16), memcpy_htod=memcpy_htod,
+                 memcpy_dtoh=memcpy_dtoh, memcpy_dtod=memcpy_dtod, memset_d8=memset_d8, memset_d32=memset_d32)
+    ga = module("pycuda.gpuarray", GPUArray=GPUArray, empty=empty, to_gpu=to_gpu)
+    module("pycuda", driver=drv, gpuarray=ga)
+    module("pycuda.compiler", SourceModule=SourceModule)
+    module("pycuda.tools", DeviceMemoryPool=DeviceMemoryPool)
+    module("pycuda.curandom", XORWOWRandomNumberGenerator=XORWOWRandomNumberGenerator)
+    os.environ["C2_CUDA_EMULATED"] = "1"
+
+
+def patch_cublas():
+    """Replace the pack's cuBLAS calls with the NumPy ones (after c2ops_cuda is imported)."""
+    from c2ops_cuda import cublas
+    cublas.gemm, cublas.gemm_batched, cublas.gemv = emulated_gemm, emulated_gemm_batched, emulated_gemv

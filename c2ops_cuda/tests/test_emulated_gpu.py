@@ -1,0 +1,43 @@
+"""The GPU tests on a machine without a GPU: every kernel runs, on the CPU, through emulated_pycuda.
+
+test_gpu_ops.py (device parity of every CUDA operator with the CPU packs,
+gradients included) and test_gpu_lenet.py (LeNet trained under a CUDA
+DeviceOption to the CPU run's accuracy) run in a child interpreter whose
+``pycuda`` is the emulation: the pack's host code is unchanged, its kernel
+sources are compiled by g++ and launched over their whole grid, cuBLAS
+products are NumPy's. Values are compared, so a wrong kernel fails CI.
+Skipped where the real PyCUDA is installed (the GPU tests run for real there).
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+def _real_pycuda():
+    try:
+        import pycuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="the emulated GPU needs g++")
+@pytest.mark.skipif(_real_pycuda(), reason="PyCUDA is installed: the GPU tests themselves run")
+@pytest.mark.parametrize("tests", ["test_gpu_ops.py", "test_gpu_lenet.py"])
+def test_gpu_tests_on_the_emulated_gpu(tests):
+    script = ("import sys, emulated_pycuda; emulated_pycuda.install(); import pytest; "
+              "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', '-o', 'addopts=', sys.argv[1]]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", script, tests], cwd=HERE, capture_output=True, text=True, env=env,
+                          timeout=900)
+    tail = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, tail
+    summary = tail.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "skipped" not in summary, tail
+    print(summary)

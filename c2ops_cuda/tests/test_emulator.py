@@ -1,0 +1,99 @@
+"""The emulated GPU itself: its barriers, launch checks and cuBLAS stand-in must be right for the
+emulated GPU tests (test_emulated_gpu.py) to mean anything."""
+import shutil
+
+import emulated_pycuda as emu
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulated GPU needs g++")
+
+SOURCE = r"""
+typedef long long index_t;
+// reverse each block's slice through shared memory: wrong unless __syncthreads is a real barrier
+extern "C" __global__ void reverse_blocks(const float* x, float* y, int n) {
+  __shared__ float tile[128];
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  tile[threadIdx.x] = i < n ? x[i] : 0.0f;
+  __syncthreads();
+  const int j = blockIdx.x * blockDim.x + (blockDim.x - 1 - threadIdx.x);
+  if (j < n) y[j] = tile[threadIdx.x];
+}
+// the barrier only in odd blocks: a divergent barrier
+extern "C" __global__ void odd_barrier(float* y) {
+  if (blockIdx.x % 2) __syncthreads();
+  y[blockIdx.x * blockDim.x + threadIdx.x] = 1.0f;
+}
+// half the threads leave before the barrier
+extern "C" __global__ void early_exit(float* y) {
+  if (threadIdx.x < 16) return;
+  __syncthreads();
+  y[threadIdx.x] = 1.0f;
+}
+extern "C" __global__ void count(int* hits, index_t n) {
+  for (index_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) atomicAdd(hits, 1);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def module():
+    return emu.SourceModule(SOURCE)
+
+
+def _fn(module, name, sig):
+    f = module.get_function(name)
+    f.prepare(sig)
+    return f
+
+
+def test_shared_memory_and_barriers_across_blocks(module):
+    x = np.arange(256, dtype=np.float32)
+    gx, gy = emu.to_gpu(x), emu.empty(256, np.float32)
+    _fn(module, "reverse_blocks", "PPi").prepared_call((2, 1), (128, 1, 1), int(gx.gpudata), int(gy.gpudata), 256)
+    np.testing.assert_array_equal(gy.get(), np.concatenate([x[:128][::-1], x[128:][::-1]]))
+
+
+def test_grid_stride_loops_and_atomics(module):
+    hits = emu.to_gpu(np.zeros(1, np.int32))
+    _fn(module, "count", "Pq").prepared_call((3, 1), (64, 1, 1), int(hits.gpudata), 1000)
+    assert hits.get()[0] == 1000
+
+
+@pytest.mark.parametrize("name", ["odd_barrier", "early_exit"])
+def test_a_divergent_barrier_is_an_error(module, name):
+    y = emu.empty(4 * 32, np.float32)
+    with pytest.raises(RuntimeError, match=rf"kernel {name}: __syncthreads .*divergent barrier"):
+        _fn(module, name, "P").prepared_call((4, 1), (32, 1, 1), int(y.gpudata))
+
+
+def test_launch_arguments_are_checked_against_the_parameters(module):
+    with pytest.raises(AssertionError, match=r"reverse_blocks: launched with argument types 'PPq'.*'PPi'"):
+        module.get_function("reverse_blocks").prepare("PPq")
+    with pytest.raises(AssertionError, match="no kernel missing"):
+        module.get_function("missing")
+
+
+def test_transfers_outside_an_allocation_are_errors():
+    g = emu.empty(4, np.float32)
+    with pytest.raises(AssertionError, match="overruns an allocation of 16 bytes"):
+        emu.memcpy_htod(int(g.gpudata), np.zeros(5, np.float32))
+    assert np.isnan(g.get()).all(), "fresh device memory should read as garbage (NaN), not zeros"
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_follows_cublas_row_major_semantics(ta, tb):
+    rng = np.random.default_rng(0)
+    m, n, k = 3, 4, 5
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    ga, gb, gc = emu.to_gpu(a), emu.to_gpu(b), emu.to_gpu(c)
+    emu.emulated_gemm(ta, tb, m, n, k, 2.0, int(ga.gpudata), a.shape[1], int(gb.gpudata), b.shape[1], 0.5,
+                      int(gc.gpudata), n, np.float32)
+    want = 2 * ((a.T if ta else a) @ (b.T if tb else b)) + 0.5 * c
+    np.testing.assert_allclose(gc.get(), want, rtol=1e-5)
+    nan_c = emu.empty((m, n), np.float32)   # beta 0: C is not read (it holds NaN garbage here)
+    emu.emulated_gemm(ta, tb, m, n, k, 1.0, int(ga.gpudata), a.shape[1], int(gb.gpudata), b.shape[1], 0.0,
+                      int(nan_c.gpudata), n, np.float32)
+    np.testing.assert_allclose(nan_c.get(), (a.T if ta else a) @ (b.T if tb else b), rtol=1e-5)
