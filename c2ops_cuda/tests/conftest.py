@@ -43,3 +43,30 @@ def gpu():
     reason = gpu_reason()
     if reason:
         pytest.skip(reason)
+
+
+# -- which CUDA kernels the emulated GPU tests ran (test_emulated_gpu.py checks every one did) ----
+
+_RAN_ON_GPU: set[str] = set()
+
+
+def pytest_configure(config):
+    if not (EMULATED and os.environ.get("C2_CUDA_RAN_FILE")):
+        return
+    from c2core import registry
+    from c2core.proto import caffe2_pb2
+    lookup = registry.Registry.kernel
+
+    def recording_kernel(self, op_type, device_type=0, engine="", where=""):
+        cls = lookup(self, op_type, device_type, engine, where)
+        if int(device_type) == caffe2_pb2.CUDA:
+            _RAN_ON_GPU.add(op_type)
+        return cls
+
+    registry.Registry.kernel = recording_kernel
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("C2_CUDA_RAN_FILE")
+    if EMULATED and path:
+        Path(path).write_text("\n".join(sorted(_RAN_ON_GPU)))

@@ -5,7 +5,9 @@ gradients included) and test_gpu_lenet.py (LeNet trained under a CUDA
 DeviceOption to the CPU run's accuracy) run in a child interpreter whose
 ``pycuda`` is the emulation: the pack's host code is unchanged, its kernel
 sources are compiled by g++ and launched over their whole grid, cuBLAS
-products are NumPy's. Values are compared, so a wrong kernel fails CI.
+products are NumPy's. Values are compared, so a wrong kernel fails CI, and
+every operator in ``c2ops_cuda.catalogue.CUDA_OPS`` must have run on the
+emulated GPU during the parity tests.
 Skipped where the real PyCUDA is installed (the GPU tests run for real there).
 """
 import os
@@ -30,10 +32,12 @@ def _real_pycuda():
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="the emulated GPU needs g++")
 @pytest.mark.skipif(_real_pycuda(), reason="PyCUDA is installed: the GPU tests themselves run")
 @pytest.mark.parametrize("tests", ["test_gpu_ops.py", "test_gpu_lenet.py"])
-def test_gpu_tests_on_the_emulated_gpu(tests):
+def test_gpu_tests_on_the_emulated_gpu(tests, tmp_path):
     script = ("import sys, emulated_pycuda; emulated_pycuda.install(); import pytest; "
               "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', '-o', 'addopts=', sys.argv[1]]))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
+    ran = tmp_path / "ran_on_gpu.txt"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
+               C2_CUDA_RAN_FILE=str(ran))
     proc = subprocess.run([sys.executable, "-c", script, tests], cwd=HERE, capture_output=True, text=True, env=env,
                           timeout=900)
     tail = (proc.stdout + proc.stderr)[-6000:]
@@ -41,3 +45,7 @@ def test_gpu_tests_on_the_emulated_gpu(tests):
     summary = tail.strip().splitlines()[-1]
     assert " passed" in summary and "failed" not in summary and "skipped" not in summary, tail
     print(summary)
+    if tests == "test_gpu_ops.py":   # every CUDA kernel the pack registers was run and compared
+        from c2ops_cuda.catalogue import CUDA_OPS
+        missing = sorted(set(CUDA_OPS) - set(ran.read_text().split()))
+        assert not missing, f"CUDA kernels no GPU test runs: {missing}"

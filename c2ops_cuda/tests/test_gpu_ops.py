@@ -142,11 +142,11 @@ def test_conv_transpose(args):
     check_parity(op("ConvTranspose", ["X", "W", "b"], **args), feeds, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("t", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("t", ["MaxPool", "AveragePool", "MaxPool2D", "AveragePool2D"])
 @pytest.mark.parametrize("args", [dict(kernel=2, stride=2), dict(kernel=3, stride=2, pad=1), dict(global_pooling=1),
                                   dict(kernel=3, stride=1, pad=1, count_include_pad=1)])
 def test_pooling(t, args):
-    if t == "MaxPool":
+    if t.startswith("MaxPool"):
         args = {k: v for k, v in args.items() if k != "count_include_pad"}
     check_parity(op(t, ["X"], **args), {"X": f(2, 3, 7, 8)})
 
@@ -213,6 +213,37 @@ def test_concat_split_reshape_transpose():
                  grad_of=())
     check_parity(op("Flatten", ["X"], axis=2), {"X": f(2, 3, 4)})
     check_parity(op("Copy", ["X"]), {"X": f(2, 3)})
+    check_parity(op("FlattenToVec", ["X"]), {"X": f(2, 3, 4)})
+    check_parity(op("ExpandDims", ["X"], dims=[0, 3]), {"X": f(2, 3)})
+    check_parity(op("Squeeze", ["X"], dims=[1]), {"X": f(2, 1, 3)})
+    check_parity(op("Alias", ["X"]), {"X": f(2, 3)}, grad_of=())
+    check_parity(op("StopGradient", ["X"]), {"X": f(2, 3)}, grad_of=())
+    check_parity(op("ResizeLike", ["X", "S"]), {"X": f(2, 6), "S": f(3, 4)}, grad_of=())
+
+
+def _device_of(name):
+    return "GPU" if type(workspace.current().get_blob(name).value).__name__ == "GPUArray" else "CPU"
+
+
+def test_copies_between_host_and_gpu():
+    x = f(3, 4)
+    workspace.FeedBlob("H", x)                   # a host blob
+    _gpu_run([op("CopyCPUToGPU", ["H"], ["G1"]), op("CopyFromCPUInput", ["H"], ["G2"]),
+              op("CopyGPUToCPU", ["G1"], ["H1"]), op("EnsureCPUOutput", ["G2"], ["H2"]),
+              op("EnsureCPUOutput", ["H"], ["H3"])])
+    for name, where in (("G1", "GPU"), ("G2", "GPU"), ("H1", "CPU"), ("H2", "CPU"), ("H3", "CPU")):
+        assert _device_of(name) == where, name
+        np.testing.assert_array_equal(workspace.FetchBlob(name), x, err_msg=name)
+
+
+def test_save_and_load_gpu_blobs(tmp_path):
+    x, i = f(3, 4), np.arange(5, dtype=np.int64)
+    _gpu_run([op("Save", ["X", "I"], [], db=str(tmp_path / "m.minidb"), db_type="minidb")], {"X": x, "I": i})
+    workspace.ResetWorkspace()
+    _gpu_run([op("Load", [], ["X", "I"], db=str(tmp_path / "m.minidb"), db_type="minidb")])
+    for name, want in (("X", x), ("I", i)):
+        assert _device_of(name) == "GPU", name
+        np.testing.assert_array_equal(workspace.FetchBlob(name), want)
 
 
 @pytest.mark.parametrize("t,args", [("ReduceSum", dict(axes=[1])), ("ReduceSum", dict(axes=[0, 2], keepdims=0)),
@@ -230,6 +261,10 @@ def test_constant_and_given_fills():
     check_parity(op("ConstantFill", [], shape=[3], value=7, dtype=caffe2_pb2.TensorProto.INT64), {}, grad_of=())
     check_parity(op("ConstantFill", ["X"], value=1.0), {"X": f(2, 3)}, grad_of=())
     check_parity(op("GivenTensorFill", [], shape=[2, 2], values=[1.0, 2.0, 3.0, 4.0]), {}, grad_of=())
+    check_parity(op("GivenTensorDoubleFill", [], shape=[3], values=[1.5, -2.0, 3.25]), {}, grad_of=())
+    check_parity(op("GivenTensorIntFill", [], shape=[3], values=[1, -2, 3]), {}, grad_of=())
+    check_parity(op("GivenTensorInt64Fill", [], shape=[2], values=[2 ** 40, -7]), {}, grad_of=())
+    check_parity(op("GivenTensorBoolFill", [], shape=[3], values=[1, 0, 1]), {}, grad_of=())
 
 
 def _gpu_run(ops, feeds=None, seed=None):
@@ -278,6 +313,8 @@ def test_iter_learning_rate_and_optimizers():
     for nesterov in (0, 1):
         check_parity(op("MomentumSGDUpdate", ["g", "m", "lr", "w"], ["g", "m", "w"], momentum=0.9, nesterov=nesterov),
                      {"g": g, "m": m, "lr": lr, "w": w}, grad_of=())
+    check_parity(op("MomentumSGD", ["g", "m", "lr"], ["g", "m"], momentum=0.9), {"g": g, "m": m, "lr": lr},
+                 grad_of=())
     check_parity(op("Adagrad", ["w", "h", "g", "lr"], ["w", "h"], epsilon=1e-5, decay=0.9, weight_decay=0.01),
                  {"w": w, "h": pos(4, 5), "g": g, "lr": lr}, grad_of=())
     check_parity(op("Adam", ["w", "m1", "m2", "g", "lr", "it"], ["w", "m1", "m2"]),
