@@ -6,6 +6,8 @@ distribution, the seeding and the consistency of outputs instead.
 """
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from parity import GPU, check_parity, run_on
 
 from c2core import core, workspace
@@ -349,3 +351,117 @@ def test_bad_labels_and_indices_are_reported_naming_the_blob():
     with pytest.raises(RuntimeError, match="not a GPU tensor|is on CPU"):
         workspace.FeedBlob("H", pos(3, 4))
         workspace.RunOperatorOnce(op("Relu", ["H"], device_option=GPU))
+
+
+# -- shapes beyond one block: grid-stride loops that turn more than once, rows wider than a block,
+#    more segments than one block's threads --------------------------------------------------
+
+def _labels(n, d):
+    return R.integers(0, d, size=n).astype(np.int32)
+
+
+def _probs(n, d):
+    return run_on([op("Softmax", ["X"])], {"X": f(n, d)})["Y"]
+
+
+def _segments(n_segments, table_rows):
+    lengths = R.integers(0, 6, size=n_segments).astype(np.int32)
+    return lengths, R.integers(0, table_rows, size=int(lengths.sum())).astype(np.int64)
+
+
+LARGE = {
+    "Relu": lambda: (op("Relu", ["X"]), {"X": f(70, 300)}),
+    "Sigmoid": lambda: (op("Sigmoid", ["X"]), {"X": f(70, 300).astype(np.float64)}),
+    "Add broadcast": lambda: (op("Add", ["A", "B"]), {"A": f(70, 3, 100), "B": f(3, 1)}),
+    "Mul broadcast": lambda: (op("Mul", ["A", "B"]), {"A": f(70, 3, 100), "B": f(100)}),
+    "PRelu": lambda: (op("PRelu", ["X", "W"]), {"X": f(4, 3, 30, 30), "W": f(3)}),
+    "Softmax wide rows": lambda: (op("Softmax", ["X"]), {"X": f(3, 1000)}),
+    "SoftmaxWithLoss wide rows": lambda: (op("SoftmaxWithLoss", ["X", "L"], ["P", "loss"]),
+                                          {"X": f(5, 700), "L": _labels(5, 700)}),
+    "SoftmaxWithLoss many rows": lambda: (op("SoftmaxWithLoss", ["X", "L"], ["P", "loss"]),
+                                          {"X": f(1000, 10), "L": _labels(1000, 10)}),
+    "LabelCrossEntropy": lambda: (op("LabelCrossEntropy", ["P", "L"]), {"P": _probs(1000, 10), "L": _labels(1000, 10)}),
+    "AveragedLoss": lambda: (op("AveragedLoss", ["X"]), {"X": f(3000)}),
+    "SpatialBN": lambda: (op("SpatialBN", ["X", "s", "b", "rm", "rv"], ["Y", "rm", "rv", "sm", "siv"], epsilon=1e-5),
+                          {"X": f(8, 3, 40, 40), "s": pos(3), "b": f(3), "rm": f(3), "rv": pos(3)}),
+    "Conv": lambda: (op("Conv", ["X", "W", "b"], kernel=5, pad=2), {"X": f(2, 3, 40, 40), "W": f(4, 3, 5, 5),
+                                                                     "b": f(4)}),
+    "MaxPool": lambda: (op("MaxPool", ["X"], kernel=3, stride=2), {"X": f(2, 3, 50, 50)}),
+    "AveragePool": lambda: (op("AveragePool", ["X"], kernel=2, stride=2), {"X": f(2, 3, 50, 50)}),
+    "LRN": lambda: (op("LRN", ["X"], ["Y", "scale"], size=5, alpha=1e-3, beta=0.75, bias=2.0), {"X": f(2, 16, 20, 20)}),
+    "ReduceSum": lambda: (op("ReduceSum", ["X"], axes=[1]), {"X": f(40, 300, 20)}),
+    "ReduceFrontMean": lambda: (op("ReduceFrontMean", ["X"]), {"X": f(500, 40)}),
+    "Transpose": lambda: (op("Transpose", ["X"], axes=[2, 0, 1]), {"X": f(30, 40, 20)}),
+    "Concat": lambda: (op("Concat", ["A", "B"], ["Y", "info"], axis=1), {"A": f(40, 300), "B": f(40, 200)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LARGE))
+def test_shapes_beyond_one_block(case):
+    o, feeds = LARGE[case]()
+    host = ("info",) if case == "Concat" else ()
+    grad_of = (1,) if case.startswith("SoftmaxWithLoss") else (0,)
+    check_parity(o, feeds, grad_of=grad_of, host=host, rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_ops_beyond_one_block():
+    pytest.importorskip("c2ops_sparse")
+    table = f(500, 70)
+    lengths, idx = _segments(600, 500)
+    check_parity(op("SparseLengthsSum", ["D", "I", "L"]), {"D": table, "I": idx, "L": lengths}, atol=1e-4)
+    check_parity(op("SparseLengthsWeightedSum", ["D", "W", "I", "L"]),
+                 {"D": table, "W": f(idx.size), "I": idx, "L": lengths}, atol=1e-4)
+    check_parity(op("SparseLengthsMean", ["D", "I", "L"]), {"D": table, "I": idx.astype(np.int32), "L": lengths},
+                 atol=1e-4)
+    check_parity(op("Gather", ["D", "I"]), {"D": table, "I": idx}, grad_of=())
+    unique = R.permutation(500)[:300].astype(np.int64)
+    check_parity(op("SparseAdagrad", ["w", "h", "I", "g", "lr"], ["w", "h"], epsilon=1e-5),
+                 {"w": table, "h": pos(500, 70), "I": unique, "g": f(300, 70), "lr": np.array([-0.1], F)}, grad_of=())
+
+
+# -- drawn convolution and pooling geometries ---------------------------------------------------
+
+@st.composite
+def _geometry(draw):
+    k_h, k_w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    d = draw(st.integers(1, 2))
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    h = draw(st.integers(max(1, d * (k_h - 1) + 1 - pads[0] - pads[2]), 12))
+    w = draw(st.integers(max(1, d * (k_w - 1) + 1 - pads[1] - pads[3]), 12))
+    args = dict(kernel_h=k_h, kernel_w=k_w, stride_h=draw(st.integers(1, 3)), stride_w=draw(st.integers(1, 3)),
+                pad_t=pads[0], pad_l=pads[1], pad_b=pads[2], pad_r=pads[3])
+    return h, w, d, args
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(geometry=_geometry(), group=st.sampled_from([1, 2]), bias=st.booleans(), n=st.integers(1, 3))
+def test_conv_geometries(geometry, group, bias, n):
+    h, w, d, args = geometry
+    d = 1 if group > 1 else d   # Caffe2 does not combine groups with dilation
+    feeds = {"X": f(n, 2 * group, h, w), "W": f(3 * group, 2, args["kernel_h"], args["kernel_w"])}
+    if bias:
+        feeds["b"] = f(3 * group)
+    check_parity(op("Conv", list(feeds), dilation_h=d, dilation_w=d, group=group, **args), feeds,
+                 rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(geometry=_geometry(), t=st.sampled_from(["MaxPool", "AveragePool"]), include_pad=st.booleans())
+def test_pool_geometries(geometry, t, include_pad):
+    h, w, _, args = geometry
+    if max(args["pad_t"], args["pad_b"]) >= args["kernel_h"] or max(args["pad_l"], args["pad_r"]) >= args["kernel_w"]:
+        return   # a window of padding only: both packs refuse it
+    if t == "AveragePool":
+        args["count_include_pad"] = int(include_pad)
+    check_parity(op(t, ["X"], **args), {"X": f(2, 3, h, w)}, rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(k=st.integers(1, 4), stride=st.integers(1, 3), pad=st.integers(0, 2), group=st.sampled_from([1, 2]),
+       h=st.integers(1, 6), w=st.integers(1, 6))
+def test_conv_transpose_geometries(k, stride, pad, group, h, w):
+    if (h - 1) * stride + k - 2 * pad <= 0 or (w - 1) * stride + k - 2 * pad <= 0:
+        return
+    feeds = {"X": f(2, 2 * group, h, w), "W": f(2 * group, 3, k, k), "b": f(3 * group)}
+    check_parity(op("ConvTranspose", ["X", "W", "b"], kernel=k, stride=stride, pad=pad, group=group), feeds,
+                 rtol=1e-4, atol=1e-4)
