@@ -28,8 +28,12 @@ GPU = core.DeviceOption(caffe2_pb2.CUDA, 0)
 TARGETS = {"fc": 0.7, "conv": 0.7, "bandwidth": 0.8, "sls": 0.8}
 
 
-def best_time(run, sync, min_time=0.2, repeat=5):
+TIMING = {"min_time": 0.2, "repeat": 5}
+
+
+def best_time(run, sync):
     """Seconds per call of run(): warm up, calibrate the loop length, best of `repeat` synchronized loops."""
+    min_time, repeat = TIMING["min_time"], TIMING["repeat"]
     for _ in range(3):
         run()
     sync()
@@ -106,8 +110,9 @@ def close(a, b, what, rtol=1e-3, atol=1e-3):
 
 # -- FC ------------------------------------------------------------------------------------------
 
-def bench_fc(torch, quick):
-    for m, k, n in [(256, 1024, 1024)] + ([] if quick else [(4096, 4096, 4096)]):
+def bench_fc(torch, size):
+    cases = {"smoke": [(16, 48, 24)], "quick": [(256, 1024, 1024)]}.get(size, [(256, 1024, 1024), (4096, 4096, 4096)])
+    for m, k, n in cases:
         _fc_case(torch, m, k, n)
 
 
@@ -154,8 +159,15 @@ CONV_CASES = [  # (name, n, c, m, hw, k, pad, group, train) as in benchmarks/ben
 ]
 
 
-def bench_conv(torch, quick):
-    for case in CONV_CASES[:3] if quick else CONV_CASES:
+def _smoke_case(name, n, c, m, hw, k, pad, group, train):
+    """The same geometry with a batch of 2, at most 8 channels per group and 10 x 10 images."""
+    c, m = min(c // group, 8) * group, min(m // group, 8) * group
+    return name, 2, c, m, min(hw, 10), k, pad, group, train
+
+
+def bench_conv(torch, size):
+    cases = {"smoke": [_smoke_case(*c) for c in CONV_CASES], "quick": CONV_CASES[:3]}.get(size, CONV_CASES)
+    for case in cases:
         _conv_case(torch, *case)
 
 
@@ -198,9 +210,9 @@ def _conv_case(torch, name, n, c, m, hw, k, pad, group, train):
 
 # -- bandwidth ------------------------------------------------------------------------------------
 
-def bench_bandwidth(torch, quick):
+def bench_bandwidth(torch, size):
     from c2ops_cuda import runtime
-    n = (16 << 20) if quick else (256 << 20)
+    n = {"smoke": 1 << 20, "quick": 16 << 20}.get(size, 256 << 20)
     x = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
     c2 = C2("copy", {"X": x}, lambda net: net.Copy("X", "Y"))
     src = workspace.current().get_blob("X").value
@@ -237,11 +249,11 @@ def _elementwise_case(torch, op, reads, x, n, copy_bw):
 
 # -- SparseLengthsSum ------------------------------------------------------------------------------
 
-def bench_sls(torch, quick):
-    rows_, dim = (20_000, 64) if quick else (1_000_000, 64)
+def bench_sls(torch, size):
+    rows_, dim = (20_000, 64) if size != "full" else (1_000_000, 64)
     rng = np.random.default_rng(0)
     data = rng.standard_normal((rows_, dim), dtype=np.float32)
-    for batch, pool in ((512, 50), (4096, 50)) if not quick else ((64, 50),):
+    for batch, pool in ((512, 50), (4096, 50)) if size == "full" else ((64, 50),):
         _sls_case(torch, data, rows_, dim, batch, pool, rng)
 
 
@@ -293,19 +305,24 @@ def report(out_dir):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.environ.get("OUT", ""))
-    p.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
+    p.add_argument("--quick", action="store_true", help="the first shapes of each group only")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny shapes and short loops: checks the script and c2 against PyTorch, times nothing useful")
     p.add_argument("--only", default="fc,conv,bandwidth,sls")
     args = p.parse_args(argv)
     import c2ops_cuda
     if not c2ops_cuda.AVAILABLE:
         raise SystemExit(f"c2ops-cuda is not usable here: {c2ops_cuda.REASON}")
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if args.smoke:
+        TIMING.update(min_time=0.005, repeat=2)
     torch = torch_env()
     name = torch.cuda.get_device_name(0)
     print(f"GPU: {name}; torch {torch.__version__}", flush=True)
     for group in args.only.split(","):
         try:
             {"fc": bench_fc, "conv": bench_conv, "bandwidth": bench_bandwidth, "sls": bench_sls}[group](
-                torch, args.quick)
+                torch, size)
         except Exception as e:   # one failing group must not hide the others
             ROWS.append({"group": group, "what": f"FAILED: {type(e).__name__}: {e}", "c2_ms": float("nan"),
                          "peer": "", "peer_ms": None, "speed_vs_peer": None})
