@@ -28,6 +28,9 @@
 #include <vector>
 
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #define __global__
 #define __device__
@@ -67,12 +70,42 @@ struct Fiber {
 static ucontext_t scheduler;
 static std::vector<Fiber> fibers;
 static Fiber* running = nullptr;
-static bool barrier_reached = false;
 static const std::function<void()>* thread_body = nullptr;
 
+// AddressSanitizer (C2_EMU_ASAN=1) must be told about every stack switch
+#if defined(__SANITIZE_ADDRESS__)
+static const void* scheduler_stack = nullptr;
+static size_t scheduler_stack_size = 0;
+#define C2EMU_START_SWITCH(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
+#define C2EMU_FINISH_SWITCH(save, bottom, size) __sanitizer_finish_switch_fiber(save, bottom, size)
+#else
+static const void* scheduler_stack = nullptr;
+static size_t scheduler_stack_size = 0;
+#define C2EMU_START_SWITCH(save, bottom, size) ((void)0)
+#define C2EMU_FINISH_SWITCH(save, bottom, size) ((void)0)
+#endif
+
 static void fiber_main() {
+  C2EMU_FINISH_SWITCH(nullptr, &scheduler_stack, &scheduler_stack_size);
   (*thread_body)();
   running->done = true;   // returning resumes the scheduler through uc_link
+  C2EMU_START_SWITCH(nullptr, scheduler_stack, scheduler_stack_size);
+}
+
+// scheduler -> thread t's fiber, back when it reaches a barrier or ends
+static void resume(Fiber& f) {
+  void* fake_stack = nullptr;
+  C2EMU_START_SWITCH(&fake_stack, f.stack, kStackBytes);
+  swapcontext(&scheduler, &f.context);
+  C2EMU_FINISH_SWITCH(fake_stack, nullptr, nullptr);
+}
+
+// a thread at a barrier -> the scheduler
+static void yield_to_scheduler() {
+  void* fake_stack = nullptr;
+  C2EMU_START_SWITCH(&fake_stack, scheduler_stack, scheduler_stack_size);
+  swapcontext(&running->context, &scheduler);
+  C2EMU_FINISH_SWITCH(fake_stack, &scheduler_stack, &scheduler_stack_size);
 }
 
 struct Divergent : std::runtime_error {
@@ -116,8 +149,7 @@ static bool run_block_as_fibers(const std::function<void()>& body) {
       if (f.done) continue;
       set_thread(t);
       running = &f;
-      barrier_reached = false;
-      swapcontext(&scheduler, &f.context);
+      resume(f);
       if (f.done) ++finished; else ++waiting;
     }
     running = nullptr;
@@ -189,8 +221,7 @@ static inline void __syncthreads() {
   if (!c2emu::running)
     throw c2emu::Divergent("__syncthreads reached by " + c2emu::where() +
                            ", but block 0 ran to its end without a barrier (a divergent barrier)");
-  c2emu::barrier_reached = true;
-  swapcontext(&c2emu::running->context, &c2emu::scheduler);
+  c2emu::yield_to_scheduler();
 }
 
 // one per kernel, appended after the kernel source by emulated_pycuda.py

@@ -118,6 +118,9 @@ def to_gpu(ary, allocator=None):
 
 # -- kernels: compiled by g++ against cuda_emu.h, run on the CPU ------------------------------
 
+# C2_EMU_ASAN=1: kernels built with AddressSanitizer, so a kernel reading or writing outside its buffers stops
+# the run with a report (the interpreter must run with libasan preloaded: see asan_environment)
+ASAN = os.environ.get("C2_EMU_ASAN") == "1"
 _CACHE = Path(tempfile.gettempdir()) / f"c2_emulated_cuda_{os.getuid()}"
 _ERROR_SIZE = 512
 
@@ -126,7 +129,10 @@ def _compiler():
     compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if compiler is None:
         raise RuntimeError("the emulated GPU needs a C++ compiler (g++) to build the kernels")
-    return [compiler, "-std=c++17", "-include", str(EMU_HEADER)]
+    flags = [compiler, "-std=c++17", "-include", str(EMU_HEADER)]
+    if ASAN:
+        flags += ["-fsanitize=address", "-fno-omit-frame-pointer"]
+    return flags
 
 
 def _gxx(args, what):
@@ -138,7 +144,7 @@ def _gxx(args, what):
 
 def _compile(source: str, include_dirs) -> tuple[Path, list[str]]:
     """The shared library of one kernel source instantiation and its kernels' names (cached by content)."""
-    key = hashlib.sha1((source + EMU_HEADER.read_text()).encode()).hexdigest()
+    key = hashlib.sha1((source + EMU_HEADER.read_text() + str(ASAN)).encode()).hexdigest()
     out, names_file = _CACHE / f"{key}.so", _CACHE / f"{key}.kernels"
     if not out.exists() or not names_file.exists():
         _CACHE.mkdir(parents=True, exist_ok=True)
@@ -147,7 +153,7 @@ def _compile(source: str, include_dirs) -> tuple[Path, list[str]]:
         includes = [f"-I{d}" for d in include_dirs]
         # the kernels are the extern "C" void functions once KERNEL and the kernel-making macros expand
         expanded = _gxx([*_compiler(), "-E", "-P", *includes, str(src)], "preprocessing the kernels")
-        names = re.findall(r'extern\s+"C"\s+void\s+(\w+)\s*\(', expanded)
+        names = re.findall(r'extern\s+"C"\s+void\s+([A-Za-z]\w*)\s*\(', expanded)
         src.write_text(source + "\n" + "".join(f"C2EMU_EXPORT({n})\n" for n in names))
         tmp = _CACHE / f"{key}.{os.getpid()}.so"
         _gxx([*_compiler(), "-O1", "-fPIC", "-shared", "-w", *includes, str(src), "-o", str(tmp)],
@@ -159,6 +165,19 @@ def _compile(source: str, include_dirs) -> tuple[Path, list[str]]:
 
 _CTYPES = {"P": ctypes.c_void_p, "q": ctypes.c_longlong, "i": ctypes.c_int, "f": ctypes.c_float,
            "d": ctypes.c_double}
+
+
+# what a CUDA device accepts (compute capability 7.0 and later)
+_MAX_GRID, _MAX_BLOCK = (2 ** 31 - 1, 65535, 65535), (1024, 1024, 64)
+
+
+def _check_launch_shape(name, grid, block):
+    threads = int(np.prod(block))
+    bad = (not 0 < threads <= 1024 or any(not 0 < int(b) <= m for b, m in zip(block, _MAX_BLOCK))
+           or any(not 0 < int(g) <= m for g, m in zip(grid, _MAX_GRID)))
+    if bad:
+        raise AssertionError(f"kernel {name}: grid {grid} and block {block} exceed what a GPU launches (grid up to "
+                             f"{_MAX_GRID}, block up to {_MAX_BLOCK} and 1024 threads)")
 
 
 class Function:
@@ -181,8 +200,7 @@ class Function:
         assert self.sig is not None, f"kernel {self.name} launched before prepare()"
         assert len(args) == len(self.sig), f"kernel {self.name}: {len(args)} arguments for signature {self.sig}"
         grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
-        threads = int(np.prod(block))
-        assert 0 < threads <= 1024 and all(int(g) > 0 for g in grid), f"kernel {self.name}: grid {grid} block {block}"
+        _check_launch_shape(self.name, grid, block)
         values = []
         for c, a in zip(self.sig, args):
             if c == "P" and int(a):
@@ -367,3 +385,17 @@ def patch_cublas():
     """Replace the pack's cuBLAS calls with the NumPy ones (after c2ops_cuda is imported)."""
     from c2ops_cuda import cublas
     cublas.gemm, cublas.gemm_batched, cublas.gemv = emulated_gemm, emulated_gemm_batched, emulated_gemv
+
+
+def asan_environment() -> dict | None:
+    """Environment for a child interpreter running the emulated GPU under AddressSanitizer (None when g++ has
+    no libasan): the kernels are built with it and the interpreter preloads its run-time."""
+    compiler = os.environ.get("CXX") or shutil.which("g++")
+    if compiler is None:
+        return None
+    proc = subprocess.run([compiler, "-print-file-name=libasan.so"], capture_output=True, text=True)
+    path = proc.stdout.strip()
+    if proc.returncode or not os.path.isabs(path) or not os.path.exists(path):
+        return None
+    return {"C2_EMU_ASAN": "1", "LD_PRELOAD": os.path.realpath(path),
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0:halt_on_error=1:allocator_may_return_null=1"}

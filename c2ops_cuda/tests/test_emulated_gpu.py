@@ -7,7 +7,9 @@ DeviceOption to the CPU run's accuracy) run in a child interpreter whose
 sources are compiled by g++ and launched over their whole grid, cuBLAS
 products are NumPy's. Values are compared, so a wrong kernel fails CI, and
 every operator in ``c2ops_cuda.catalogue.CUDA_OPS`` must have run on the
-emulated GPU during the parity tests.
+emulated GPU during the parity tests. Where g++ has AddressSanitizer, the
+kernels are built with it, so one reading or writing outside its buffers stops
+the run with a report naming the kernel.
 Skipped where the real PyCUDA is installed (the GPU tests run for real there).
 """
 import os
@@ -38,6 +40,9 @@ def test_gpu_tests_on_the_emulated_gpu(tests, tmp_path):
     ran = tmp_path / "ran_on_gpu.txt"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
                C2_CUDA_RAN_FILE=str(ran))
+    sys.path.insert(0, str(HERE))
+    import emulated_pycuda
+    env.update(emulated_pycuda.asan_environment() or {})   # a kernel leaving its buffers stops the run
     proc = subprocess.run([sys.executable, "-c", script, tests], cwd=HERE, capture_output=True, text=True, env=env,
                           timeout=900)
     tail = (proc.stdout + proc.stderr)[-6000:]

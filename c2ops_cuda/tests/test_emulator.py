@@ -1,6 +1,10 @@
 """The emulated GPU itself: its barriers, launch checks and cuBLAS stand-in must be right for the
 emulated GPU tests (test_emulated_gpu.py) to mean anything."""
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import emulated_pycuda as emu
 import numpy as np
@@ -97,3 +101,33 @@ def test_gemm_follows_cublas_row_major_semantics(ta, tb):
     emu.emulated_gemm(ta, tb, m, n, k, 1.0, int(ga.gpudata), a.shape[1], int(gb.gpudata), b.shape[1], 0.0,
                       int(nan_c.gpudata), n, np.float32)
     np.testing.assert_allclose(nan_c.get(), (a.T if ta else a) @ (b.T if tb else b), rtol=1e-5)
+
+
+OVERRUN_CHILD = r"""
+import numpy as np, emulated_pycuda as emu
+m = emu.SourceModule('extern "C" __global__ void shift(const float* x, float* y, int n) {'
+                     '  int i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = x[i + 1]; }')
+f = m.get_function("shift")
+f.prepare("PPi")
+x, y = emu.to_gpu(np.ones(64, np.float32)), emu.empty(64, np.float32)
+f.prepared_call((1, 1), (64, 1, 1), int(x.gpudata), int(y.gpudata), 64)
+print("no overrun reported")
+"""
+
+
+def test_kernels_reading_outside_their_buffers_are_caught_under_asan():
+    extra = emu.asan_environment()
+    if extra is None:
+        pytest.skip("g++ has no libasan here")
+    env = dict(os.environ, **extra, PYTHONPATH=os.pathsep.join([str(Path(emu.__file__).parent),
+                                                                 os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", OVERRUN_CHILD], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode != 0 and "heap-buffer-overflow" in proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert "in shift_" in proc.stderr or "in shift" in proc.stderr, proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("grid,block", [((1, 70000), (32, 1, 1)), ((1, 1), (2048, 1, 1)), ((1, 1), (32, 32, 2))])
+def test_launch_shapes_a_gpu_refuses_are_errors(module, grid, block):
+    y = emu.empty(1, np.float32)
+    with pytest.raises(AssertionError, match="exceed what a GPU launches"):
+        _fn(module, "odd_barrier", "P").prepared_call(grid, block, int(y.gpudata))
