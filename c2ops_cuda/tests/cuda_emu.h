@@ -5,12 +5,12 @@
 // (file, types); emulated_pycuda.py loads it with ctypes and calls c2emu_launch_<kernel>.
 //
 // Execution model: one block after another, its threads one after another on this OS thread.
-// Block 0 runs every thread as a fiber (ucontext), switching at __syncthreads, which is then a real
-// barrier; if block 0 never reached a barrier the other blocks run their threads as plain calls (a
-// barrier reached there is reported as divergent). Shared memory is a static, which is per block
+// The first block runs every thread as a fiber (ucontext), switching at __syncthreads, which is then a
+// real barrier; if it never reached a barrier the other blocks run their threads as plain calls (a
+// barrier reached there is reported as divergent). C2_EMU_REVERSE=1 reverses the order of blocks and
+// threads, so running the tests both ways shows results that depend on it (races). Shared memory is a static, which is per block
 // because blocks do not overlap; atomics are exact because nothing runs concurrently. What this
-// cannot show: data races between threads (they run in a fixed order), warp-level behaviour,
-// performance.
+// cannot show: races that both orders happen to hide, warp-level behaviour, performance.
 #pragma once
 
 #include <math.h>
@@ -125,6 +125,12 @@ static void set_thread(unsigned t) {
   threadIdx.z = t / (blockDim.x * blockDim.y);
 }
 
+// reverse: blocks and threads run last to first (C2_EMU_REVERSE=1 in emulated_pycuda): a kernel whose result depends on the order its
+// threads run in (a race) then gives another result than in the first-to-last order
+static bool reverse = false;
+
+static unsigned in_order(unsigned k, unsigned n) { return reverse ? n - 1 - k : k; }
+
 // every thread of the current block as a fiber; true when a barrier was reached
 static bool run_block_as_fibers(const std::function<void()>& body) {
   const unsigned n = blockDim.x * blockDim.y * blockDim.z;
@@ -144,7 +150,8 @@ static bool run_block_as_fibers(const std::function<void()>& body) {
   bool any_barrier = false;
   for (unsigned live = n; live;) {
     unsigned waiting = 0, finished = 0;
-    for (unsigned t = 0; t < n; ++t) {
+    for (unsigned k = 0; k < n; ++k) {
+      const unsigned t = in_order(k, n);
       Fiber& f = fibers[t];
       if (f.done) continue;
       set_thread(t);
@@ -185,29 +192,30 @@ std::tuple<std::decay_t<A>...> unpack(void** args, std::index_sequence<I...>) {
   return std::tuple<std::decay_t<A>...>{*static_cast<std::decay_t<A>*>(args[I])...};
 }
 
-// dims: grid x, y, z then block x, y, z; args: one pointer per kernel parameter to its value
+// dims: grid x, y, z, block x, y, z, then 1 to run last to first; args: a pointer to each parameter's value
 template <typename... A>
 int launch(void (*kernel)(A...), const unsigned* dims, void** args, char* error, int error_size) {
   auto values = unpack<A...>(args, std::index_sequence_for<A...>{});
   const std::function<void()> body = [&] { std::apply(kernel, values); };
   gridDim = {dims[0], dims[1], dims[2]};
   blockDim = {dims[3], dims[4], dims[5]};
+  reverse = dims[6] != 0;
   const unsigned threads = blockDim.x * blockDim.y * blockDim.z;
   try {
     bool barriers = false;
-    for (unsigned bz = 0; bz < gridDim.z; ++bz)
-      for (unsigned by = 0; by < gridDim.y; ++by)
-        for (unsigned bx = 0; bx < gridDim.x; ++bx) {
-          blockIdx = {bx, by, bz};
-          if ((bx | by | bz) == 0 || barriers) {
-            barriers = run_block_as_fibers(body);
-          } else {
-            for (unsigned t = 0; t < threads; ++t) {
-              set_thread(t);
-              body();
-            }
-          }
+    const unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
+    for (unsigned k = 0; k < blocks; ++k) {
+      const unsigned b = in_order(k, blocks);
+      blockIdx = {b % gridDim.x, b / gridDim.x % gridDim.y, b / (gridDim.x * gridDim.y)};
+      if (k == 0 || barriers) {
+        barriers = run_block_as_fibers(body);   // the first block tells whether the kernel has barriers
+      } else {
+        for (unsigned j = 0; j < threads; ++j) {
+          set_thread(in_order(j, threads));
+          body();
         }
+      }
+    }
   } catch (const std::exception& e) {
     snprintf(error, error_size, "%s", e.what());
     return 1;
@@ -220,7 +228,7 @@ int launch(void (*kernel)(A...), const unsigned* dims, void** args, char* error,
 static inline void __syncthreads() {
   if (!c2emu::running)
     throw c2emu::Divergent("__syncthreads reached by " + c2emu::where() +
-                           ", but block 0 ran to its end without a barrier (a divergent barrier)");
+                           ", but the first block ran to its end without a barrier (a divergent barrier)");
   c2emu::yield_to_scheduler();
 }
 

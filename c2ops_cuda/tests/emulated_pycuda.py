@@ -41,6 +41,9 @@ HERE = Path(__file__).parent
 EMU_HEADER = HERE / "cuda_emu.h"
 LAUNCHES: list[tuple] = []            # (kernel, grid, block) of every launch, for tests of the host path
 SM_COUNT = 2                          # small, so the kernels' grid-stride loops take more than one turn
+# blocks and threads run last to first: a kernel whose result depends on its threads' order (a race) gives
+# another result than in the usual first-to-last order, which the parity tests then catch
+REVERSE = os.environ.get("C2_EMU_REVERSE") == "1"
 
 _ALLOCS: dict[int, np.ndarray] = {}   # base address -> backing bytes
 _BASES: list[int] = []                # sorted keys of _ALLOCS
@@ -207,7 +210,7 @@ class Function:
                 _span(int(a), 0)   # a pointer into an allocation (or null)
             values.append(_CTYPES[c](int(a) if c in "Pqi" else float(a)))
         pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.addressof(v) for v in values])
-        dims = (ctypes.c_uint * 6)(*grid, *block)
+        dims = (ctypes.c_uint * 7)(*grid, *block, int(REVERSE))
         error = ctypes.create_string_buffer(_ERROR_SIZE)
         with _LAUNCH_LOCK:
             failed = self._launch(dims, pointers, error, _ERROR_SIZE)

@@ -9,8 +9,9 @@ products are NumPy's. Values are compared, so a wrong kernel fails CI, and
 every operator in ``c2ops_cuda.catalogue.CUDA_OPS`` must have run on the
 emulated GPU during the parity tests. Where g++ has AddressSanitizer, the
 kernels are built with it, so one reading or writing outside its buffers stops
-the run with a report naming the kernel (for the parity tests, which run every
-kernel; the LeNet run reuses the same kernels and would take three times as long).
+the run with a report naming the kernel; the parity tests run a second time
+with blocks and threads in reverse order, so a kernel whose result depends on
+the order its threads run in (a race) fails one of the two.
 Skipped where the real PyCUDA is installed (the GPU tests run for real there).
 """
 import os
@@ -32,10 +33,16 @@ def _real_pycuda():
     return True
 
 
+# (test file, how the emulated GPU runs it): the parity tests once under AddressSanitizer (where g++ has it)
+# and once with blocks and threads in reverse order; LeNet once (its kernels are the parity tests' kernels,
+# and it would take three times as long under ASan)
+RUNS = [("test_gpu_ops.py", "asan"), ("test_gpu_ops.py", "reverse"), ("test_gpu_lenet.py", "plain")]
+
+
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="the emulated GPU needs g++")
 @pytest.mark.skipif(_real_pycuda(), reason="PyCUDA is installed: the GPU tests themselves run")
-@pytest.mark.parametrize("tests", ["test_gpu_ops.py", "test_gpu_lenet.py"])
-def test_gpu_tests_on_the_emulated_gpu(tests, tmp_path):
+@pytest.mark.parametrize("tests,mode", RUNS)
+def test_gpu_tests_on_the_emulated_gpu(tests, mode, tmp_path):
     script = ("import sys, emulated_pycuda; emulated_pycuda.install(); import pytest; "
               "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', '-o', 'addopts=', sys.argv[1]]))")
     ran = tmp_path / "ran_on_gpu.txt"
@@ -43,8 +50,10 @@ def test_gpu_tests_on_the_emulated_gpu(tests, tmp_path):
                C2_CUDA_RAN_FILE=str(ran))
     sys.path.insert(0, str(HERE))
     import emulated_pycuda
-    if tests == "test_gpu_ops.py":   # every kernel runs there; LeNet reruns the same kernels (3x slower under ASan)
+    if mode == "asan":
         env.update(emulated_pycuda.asan_environment() or {})   # a kernel leaving its buffers stops the run
+    if mode == "reverse":
+        env["C2_EMU_REVERSE"] = "1"
     proc = subprocess.run([sys.executable, "-c", script, tests], cwd=HERE, capture_output=True, text=True, env=env,
                           timeout=900)
     tail = (proc.stdout + proc.stderr)[-6000:]

@@ -131,3 +131,24 @@ def test_launch_shapes_a_gpu_refuses_are_errors(module, grid, block):
     y = emu.empty(1, np.float32)
     with pytest.raises(AssertionError, match="exceed what a GPU launches"):
         _fn(module, "odd_barrier", "P").prepared_call(grid, block, int(y.gpudata))
+
+
+RACY = r"""
+extern "C" __global__ void last_writer(int* y) { y[0] = blockIdx.x * blockDim.x + threadIdx.x; }
+"""
+
+
+def test_reverse_order_changes_what_a_race_computes(monkeypatch):
+    f = _fn(emu.SourceModule(RACY), "last_writer", "P")
+    results = []
+    for reverse in (False, True):
+        monkeypatch.setattr(emu, "REVERSE", reverse)
+        y = emu.empty(1, np.int32)
+        f.prepared_call((3, 1), (32, 1, 1), int(y.gpudata))
+        results.append(int(y.get()[0]))
+    assert results == [95, 0]
+
+
+def test_barriers_hold_in_reverse_order(module, monkeypatch):
+    monkeypatch.setattr(emu, "REVERSE", True)
+    test_shared_memory_and_barriers_across_blocks(module)
