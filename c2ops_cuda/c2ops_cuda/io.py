@@ -23,11 +23,11 @@ class LoadCudaOp(LoadOp):
 
     def run(self):
         super().run()
-        runtime.activate(self.ordinal)
-        for blob in self.outputs:
-            v = blob.value
-            if isinstance(v, np.ndarray) and v.dtype != object and v.dtype.kind not in "SUV":
-                blob.value = runtime.to_gpu(v)
+        with runtime.on_device(self.ordinal):
+            for blob in self.outputs:
+                v = blob.value
+                if isinstance(v, np.ndarray) and v.dtype != object and v.dtype.kind not in "SUV":
+                    blob.value = runtime.to_gpu(v)
 
 
 def register(registrar):

@@ -8,18 +8,14 @@ from c2core.errors import OperatorError
 from c2ops_cuda import cublas, runtime
 from c2ops_cuda.ops_base import CudaOp, canonical_axis, kernel, prod, scalar
 
-_ones: dict[tuple, object] = {}
-
 
 def ones(n, dtype):
     """A cached GPU vector of n ones (bias broadcast and bias gradients as products)."""
-    key = (runtime.current(), int(n), np.dtype(dtype))
-    v = _ones.get(key)
-    if v is None:
+    def make():
         v = runtime.empty((int(n),), dtype)
         kernel("unary.cu", "fill", T=dtype)(v.size, v, v.size, scalar(dtype, 1))
-        _ones[key] = v
-    return v
+        return v
+    return runtime.device_object(("ones", int(n), np.dtype(dtype)), make)
 
 
 def fc_dims(op, x, w, axis, axis_w):

@@ -23,15 +23,15 @@ class CudaOp(Operator):
 
     def setup(self):
         self.ordinal = self.device_option.cuda_gpu_id
-        runtime.activate(self.ordinal)
-        self.prepare()
+        with runtime.on_device(self.ordinal):
+            self.prepare()
 
     def prepare(self):
         """Validate arguments and cache derived state (called once, at net creation)."""
 
     def run(self):
-        runtime.activate(self.ordinal)
-        self.compute()
+        with runtime.on_device(self.ordinal):
+            self.compute()
 
     def compute(self):
         raise NotImplementedError(f"{type(self).__name__} defines no compute()")

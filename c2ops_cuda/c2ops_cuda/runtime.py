@@ -11,6 +11,7 @@ from ``kernels/*.cu`` through :mod:`c2ops_cuda.templates`, compiled once per
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 
 import numpy as np
@@ -33,16 +34,16 @@ _pools: dict[int, DeviceMemoryPool] = {}
 _modules: dict[tuple, object] = {}
 _kernels: dict[tuple, Kernel] = {}
 _sm_count: dict[int, int] = {}
+_graveyard: dict[int, list] = {}   # objects to free once their GPU is current (release_later)
+_device_objects: dict[tuple, object] = {}
 
 
 def num_devices() -> int:
     return drv.Device.count()
 
 
-def activate(ordinal: int = 0):
-    """Make GPU `ordinal`'s primary context current on this thread."""
-    if getattr(_local, "ordinal", None) == ordinal:
-        return
+def _context(ordinal: int):
+    """GPU `ordinal`'s primary context (retained once, shared by every thread)."""
     with _lock:
         ctx = _contexts.get(ordinal)
         if ctx is None:
@@ -52,34 +53,95 @@ def activate(ordinal: int = 0):
             dev = drv.Device(ordinal)
             ctx = _contexts[ordinal] = dev.retain_primary_context()
             _sm_count[ordinal] = dev.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
-    if getattr(_local, "ordinal", None) is not None:
-        drv.Context.pop()
+            _graveyard[ordinal] = []
+        return ctx
+
+
+@contextlib.contextmanager
+def on_device(ordinal: int):
+    """GPU `ordinal`'s primary context current on this thread for the block, pushed and popped.
+
+    Scoped, because PyCUDA keeps a context stack per thread and aborts the process when a
+    thread ends with a context still on it (the DAG executor's worker threads end when
+    their net goes away). Nested blocks on the same GPU push nothing.
+    """
+    previous = getattr(_local, "ordinal", None)
+    if previous == ordinal:
+        yield
+        return
+    ctx = _context(ordinal)
     ctx.push()
     _local.ordinal = ordinal
+    try:
+        _bury(ordinal)
+        yield
+    finally:
+        _local.ordinal = previous
+        drv.Context.pop()
 
 
 def current() -> int:
+    """The GPU current on this thread. Outside ``on_device`` (a script calling the runtime
+    directly, on the main thread) GPU 0 is made current for good; ``_release`` pops it."""
     ordinal = getattr(_local, "ordinal", None)
     if ordinal is None:
-        activate(0)
-        ordinal = 0
+        _context(0).push()
+        _local.ordinal = ordinal = 0
+        _local.sticky = True
     return ordinal
+
+
+def release_later(ordinal: int, obj):
+    """Free `obj` (a cuRAND generator, anything owning driver objects) the next time GPU `ordinal`
+    is current on some thread: freed elsewhere, PyCUDA could not reach its context."""
+    with _lock:
+        _graveyard.setdefault(ordinal, []).append(obj)
+
+
+def device_object(key, make):
+    """A per-GPU object built once by make() with the GPU current (a shared cuRAND generator);
+    freed at exit with the GPU current."""
+    full = (current(), key)
+    with _lock:
+        obj = _device_objects.get(full)
+    if obj is None:
+        obj = make()
+        with _lock:
+            obj = _device_objects.setdefault(full, obj)
+    return obj
+
+
+def _bury(ordinal):
+    with _lock:
+        dead, _graveyard[ordinal] = _graveyard.get(ordinal, []), []
+    dead.clear()
 
 
 @atexit.register
 def _release():
-    """Drop pooled memory and leave no context pushed when the interpreter ends."""
-    for pool in _pools.values():
+    """Free what holds GPU memory and driver objects with each GPU's context current, and leave no
+    context pushed on this thread."""
+    for ordinal, ctx in list(_contexts.items()):
         try:
-            pool.stop_holding()
+            ctx.push()
+            try:
+                _bury(ordinal)
+                for cache in (_kernels, _modules, _device_objects):
+                    for key in [k for k in cache if k[0] == ordinal]:
+                        del cache[key]
+                pool = _pools.pop(ordinal, None)
+                if pool is not None:
+                    pool.stop_holding()
+            finally:
+                drv.Context.pop()
         except Exception:
             pass
-    if getattr(_local, "ordinal", None) is not None:
+    if getattr(_local, "sticky", False):
         try:
             drv.Context.pop()
         except Exception:
             pass
-        _local.ordinal = None
+        _local.ordinal, _local.sticky = None, False
 
 
 # -- memory -------------------------------------------------------------------------------
@@ -135,6 +197,8 @@ def view(value: GPUArray, shape) -> GPUArray:
     shape = tuple(int(d) for d in shape)
     if value.shape == shape:
         return value
+    if value.gpudata is None:      # an empty tensor has no memory to share (PyCUDA refuses a base then)
+        return GPUArray(shape, value.dtype)
     return GPUArray(shape, value.dtype, gpudata=value.gpudata, base=value)
 
 
@@ -229,8 +293,12 @@ def row_threads(width: int) -> int:
     return t
 
 
-def synchronize():
-    drv.Context.synchronize()
+def synchronize(ordinal: int | None = None):
+    """Wait for the work queued on GPU `ordinal` (the current one by default)."""
+    if ordinal is None:
+        ordinal = getattr(_local, "ordinal", None) or 0
+    with on_device(ordinal):
+        drv.Context.synchronize()
 
 
 # -- the device object c2core's FeedBlob / FetchBlob / copy kernels use -----------------------
@@ -242,23 +310,24 @@ class CudaDevice:
         return num_devices()
 
     def feed(self, value, device_option):
-        activate(device_option.cuda_gpu_id)
         arr = np.asarray(value)
         if arr.dtype == object or arr.dtype.kind in "SUV":
             raise C2Error(f"only numeric tensors can be put on the GPU, not {type(value).__name__} "
                           f"of dtype {arr.dtype}")
-        return to_gpu(arr)
+        with on_device(device_option.cuda_gpu_id):
+            return to_gpu(arr)
 
     def fetch(self, value):
         if isinstance(value, GPUArray):
-            current()
-            return to_host(value)
+            # any GPU's context reaches any device pointer (unified addressing): keep the current one
+            with on_device(getattr(_local, "ordinal", None) or 0):
+                return to_host(value)
         return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
 
     def copy(self, value, device_option):
-        activate(device_option.cuda_gpu_id)
         if not isinstance(value, GPUArray):
             raise OperatorError(f"expected a GPU tensor, got {type(value).__name__}")
-        out = empty(value.shape, value.dtype)
-        copy_into(out, value)
-        return out
+        with on_device(device_option.cuda_gpu_id):
+            out = empty(value.shape, value.dtype)
+            copy_into(out, value)
+            return out

@@ -67,6 +67,23 @@ def pytest_configure(config):
 
 
 def pytest_sessionfinish(session):
+    if not EMULATED:
+        return
     path = os.environ.get("C2_CUDA_RAN_FILE")
-    if EMULATED and path:
+    if path:
         Path(path).write_text("\n".join(sorted(_RAN_ON_GPU)))
+    import emulated_pycuda
+    finish_worker_threads()
+    if emulated_pycuda.CONTEXT_ERRORS:   # on a real GPU each of these would have aborted the process
+        print("\n".join(["", "CUDA context errors:", *emulated_pycuda.CONTEXT_ERRORS]))
+        session.exitstatus = 1
+
+
+def finish_worker_threads(prefix="c2-", timeout=10.0):
+    """Let the DAG executors' worker threads end (they do once their net is garbage)."""
+    import gc
+    import threading
+    gc.collect()
+    for t in threading.enumerate():
+        if t.name.startswith(prefix):
+            t.join(timeout)

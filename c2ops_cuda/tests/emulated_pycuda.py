@@ -55,6 +55,7 @@ class EmulatedAlloc:
     """Device memory: a host buffer at its real address, released when the last reference goes."""
 
     def __init__(self, nbytes):
+        _require_context("allocating device memory")
         self.nbytes = max(int(nbytes), 1)
         self.buffer = np.full(self.nbytes, 0xFF, np.uint8)
         self.base = self.buffer.ctypes.data
@@ -68,9 +69,10 @@ class EmulatedAlloc:
     __index__ = __int__
 
     def __del__(self):
+        base = getattr(self, "base", None)   # None when __init__ failed
         with _ALLOC_LOCK:
-            if _ALLOCS.pop(self.base, None) is not None:
-                del _BASES[bisect.bisect_left(_BASES, self.base)]
+            if base is not None and _ALLOCS.pop(base, None) is not None:
+                del _BASES[bisect.bisect_left(_BASES, base)]
 
 
 def _span(addr, nbytes):
@@ -97,6 +99,7 @@ class GPUArray:
         self.nbytes = self.size * self.dtype.itemsize
         self.base = base
         if gpudata is None:
+            assert base is None, "GPUArray: a base without gpudata (PyCUDA asserts this too)"
             gpudata = (allocator or EmulatedAlloc)(self.nbytes) if self.size else None
         self.gpudata = gpudata
 
@@ -201,6 +204,7 @@ class Function:
 
     def prepared_call(self, grid, block, *args, shared_size=0):
         assert self.sig is not None, f"kernel {self.name} launched before prepare()"
+        _require_context(f"launching kernel {self.name}")
         assert len(args) == len(self.sig), f"kernel {self.name}: {len(args)} arguments for signature {self.sig}"
         grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
         _check_launch_shape(self.name, grid, block)
@@ -236,37 +240,75 @@ class SourceModule:
 # -- the driver ------------------------------------------------------------------------------
 
 def memcpy_htod(dest, src):
+    _require_context("memcpy_htod")
     src = np.ascontiguousarray(src)
     _span(dest, src.nbytes)[...] = src.reshape(-1).view(np.uint8)
 
 
 def memcpy_dtoh(dest, src):
+    _require_context("memcpy_dtoh")
     dest.reshape(-1).view(np.uint8)[...] = _span(src, dest.nbytes)
 
 
 def memcpy_dtod(dest, src, size):
+    _require_context("memcpy_dtod")
     _span(dest, size)[...] = _span(src, size)
 
 
 def memset_d8(dest, value, count):
+    _require_context("memset_d8")
     _span(dest, count)[...] = value
 
 
 def memset_d32(dest, value, count):
+    _require_context("memset_d32")
     _span(dest, 4 * count).view(np.uint32)[...] = value
+
+
+# PyCUDA's context stack is per thread, and a thread that ends with a context still pushed makes PyCUDA
+# abort the process; here the thread's stack records that in CONTEXT_ERRORS instead
+CONTEXT_ERRORS: list[str] = []
+_threads = threading.local()
+
+
+class _ThreadStack(list):
+    def __init__(self):
+        super().__init__()
+        self.thread = threading.current_thread().name
+
+    def __del__(self):   # runs when the thread ends and its thread-local data goes
+        if self:
+            CONTEXT_ERRORS.append(f"thread {self.thread} ended with {len(self)} CUDA context(s) pushed "
+                                  "(PyCUDA aborts the process there)")
+
+
+def _stack():
+    stack = getattr(_threads, "stack", None)
+    if stack is None:
+        stack = _threads.stack = _ThreadStack()
+    return stack
+
+
+def _require_context(what):
+    if not _stack():
+        raise RuntimeError(f"{what} with no CUDA context current on thread {threading.current_thread().name} "
+                           "(PyCUDA raises LogicError here)")
 
 
 class Context:
     def push(self):
-        pass
+        _stack().append(self)
 
     @staticmethod
     def pop():
-        pass
+        stack = _stack()
+        if not stack:
+            raise RuntimeError("cannot pop non-current context (PyCUDA's context stack of this thread is empty)")
+        stack.pop()
 
     @staticmethod
     def synchronize():
-        pass
+        _require_context("Context.synchronize")
 
 
 class Device:
@@ -333,6 +375,7 @@ def _product(alpha, a, b, beta, c):
 
 
 def emulated_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dtype):
+    _require_context("cuBLAS gemm")
     if m == 0 or n == 0:
         return
     _product(alpha, _matrix(a, trans_a, m, k, lda, dtype), _matrix(b, trans_b, k, n, ldb, dtype), beta,
@@ -341,6 +384,7 @@ def emulated_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
 
 
 def emulated_gemm_batched(trans_a, trans_b, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, dtype):
+    _require_context("cuBLAS gemm_batched")
     if m == 0 or n == 0 or batch == 0:
         return
     s = np.dtype(dtype).itemsize
@@ -352,6 +396,7 @@ def emulated_gemm_batched(trans_a, trans_b, m, n, k, alpha, a, lda, sa, b, ldb, 
 
 
 def emulated_gemv(trans, m, n, alpha, a, lda, x, beta, y, dtype):
+    _require_context("cuBLAS gemv")
     if m == 0 or n == 0:
         return
     matrix = _matrix(a, False, m, n, lda, dtype)

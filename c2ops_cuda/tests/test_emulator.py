@@ -40,6 +40,15 @@ extern "C" __global__ void count(int* hits, index_t n) {
 """
 
 
+@pytest.fixture(autouse=True)
+def context():
+    """A current context, as PyCUDA needs for every allocation, copy and launch."""
+    ctx = emu.Context()
+    ctx.push()
+    yield ctx
+    emu.Context.pop()
+
+
 @pytest.fixture(scope="module")
 def module():
     return emu.SourceModule(SOURCE)
@@ -105,6 +114,7 @@ def test_gemm_follows_cublas_row_major_semantics(ta, tb):
 
 OVERRUN_CHILD = r"""
 import numpy as np, emulated_pycuda as emu
+emu.Context().push()
 m = emu.SourceModule('extern "C" __global__ void shift(const float* x, float* y, int n) {'
                      '  int i = blockIdx.x * blockDim.x + threadIdx.x; if (i < n) y[i] = x[i + 1]; }')
 f = m.get_function("shift")
@@ -152,3 +162,20 @@ def test_reverse_order_changes_what_a_race_computes(monkeypatch):
 def test_barriers_hold_in_reverse_order(module, monkeypatch):
     monkeypatch.setattr(emu, "REVERSE", True)
     test_shared_memory_and_barriers_across_blocks(module)
+
+
+def test_device_work_needs_a_current_context_and_threads_must_pop_theirs(context):
+    import threading
+    emu.Context.pop()
+    try:
+        with pytest.raises(RuntimeError, match="no CUDA context current"):
+            emu.empty(4, np.float32)
+    finally:
+        context.push()
+    before = len(emu.CONTEXT_ERRORS)
+    worker = threading.Thread(target=emu.Context().push, name="forgets-to-pop")
+    worker.start()
+    worker.join()
+    assert emu.CONTEXT_ERRORS[before:] == ["thread forgets-to-pop ended with 1 CUDA context(s) pushed (PyCUDA "
+                                           "aborts the process there)"]
+    del emu.CONTEXT_ERRORS[before:]

@@ -227,6 +227,13 @@ def _device_of(name):
     return "GPU" if type(workspace.current().get_blob(name).value).__name__ == "GPUArray" else "CPU"
 
 
+def test_empty_tensors_through_shape_ops():
+    check_parity(op("Reshape", ["X"], ["Y", "old"], shape=[-1, 2]), {"X": f(0, 4)}, host=("old",), grad_of=())
+    check_parity(op("Flatten", ["X"]), {"X": f(0, 3, 4)}, grad_of=())
+    check_parity(op("Relu", ["X"]), {"X": f(0, 5)})
+    check_parity(op("Reshape", ["X"], ["X", "old"], shape=[-1, 2]), {"X": f(0, 4)}, host=("old",), grad_of=())
+
+
 def test_copies_between_host_and_gpu():
     x = f(3, 4)
     workspace.FeedBlob("H", x)                   # a host blob
@@ -465,3 +472,28 @@ def test_conv_transpose_geometries(k, stride, pad, group, h, w):
     feeds = {"X": f(2, 2 * group, h, w), "W": f(2 * group, 3, k, k), "b": f(3 * group)}
     check_parity(op("ConvTranspose", ["X", "W", "b"], kernel=k, stride=stride, pad=pad, group=group), feeds,
                  rtol=1e-4, atol=1e-4)
+
+
+# -- threads ---------------------------------------------------------------------------------
+
+def test_gpu_ops_on_dag_worker_threads_leave_no_context_pushed():
+    """PyCUDA aborts the process when a thread ends with a context pushed: the DAG executor's
+    workers run GPU ops and then end with their net; each op must pop what it pushed."""
+    from conftest import EMULATED, finish_worker_threads
+    x = f(4, 6)
+    net = core.Net("gpu_dag")
+    net.Proto().type = "dag"
+    net.Proto().num_workers = 3
+    with core.DeviceScope(GPU):
+        a, b = net.Relu("X", "A"), net.Sigmoid("X", "B")
+        net.Tanh("X", "C")
+        net.Sum([a, b, "C"], "Y")
+    workspace.FeedBlob("X", x, GPU)
+    workspace.RunNetOnce(net)
+    np.testing.assert_allclose(workspace.FetchBlob("Y"), np.maximum(x, 0) + 1 / (1 + np.exp(-x)) + np.tanh(x),
+                               rtol=1e-5)
+    workspace.ResetWorkspace()
+    finish_worker_threads()
+    if EMULATED:
+        import emulated_pycuda
+        assert not emulated_pycuda.CONTEXT_ERRORS

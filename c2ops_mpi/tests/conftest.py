@@ -18,7 +18,7 @@ from c2core import registry, workspace
 REPORT_ENV = "C2_MPI_TEST_REPORT"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def mpi_pack():
     """Every test sees the core, the CPU pack (models need it) and this pack, whatever else is installed."""
     import c2ops_cpu

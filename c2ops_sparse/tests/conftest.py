@@ -5,9 +5,12 @@ import c2ops_sparse
 from c2core import registry, testing, workspace
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def sparse_pack():
     """Every test sees the core and this pack's ops, whatever else is installed.
+
+    Per module, not per session: a session-wide registry would stay active for the tests of
+    other directories run after these in the same pytest session.
 
     C2OPS_SPARSE_FAMILIES=lookups,segments registers only those families (while developing one).
     """
