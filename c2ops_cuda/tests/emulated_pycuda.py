@@ -13,7 +13,8 @@ after. Then the pack's own host code runs unchanged:
   the whole grid on the CPU; the launch's argument types are checked against
   the kernel's parameters first (count, pointer/integer/float, float versus
   double);
-- cuBLAS products are computed with NumPy on the same buffers; cuRAND draws
+- libcublas is emulated at its C API (column-major, ctypes arguments) with
+  NumPy on the same buffers, so the pack's own cuBLAS wrapper runs; cuRAND draws
   come from NumPy's generator (so random ops match in distribution only).
 
 What this does not cover: PyCUDA's real API (the stand-ins follow the
@@ -348,23 +349,28 @@ class XORWOWRandomNumberGenerator:
         data.view_host()[...] = self.rng.standard_normal(data.shape)
 
 
-# -- cuBLAS: row-major products with NumPy on the device buffers --------------------------------
+# -- cuBLAS: the C API (column-major, as libcublas) computed with NumPy on the device buffers ----
+# The pack's cublas.py runs unchanged on top of it, so its row-major to column-major translation
+# (swapped operands, flipped transposes) is what the parity tests check.
 
-def _extent(trans, rows, cols, ld, itemsize):
-    """Bytes a row-major op(M) of rows x cols with leading dimension ld spans."""
-    stored_rows, stored_cols = (cols, rows) if trans else (rows, cols)
-    assert ld >= stored_cols, f"leading dimension {ld} < {stored_cols} columns"
-    return ((stored_rows - 1) * ld + stored_cols) * itemsize if stored_rows and stored_cols else 0
-
-
-def _matrix(addr, trans, rows, cols, ld, dtype):
-    """op(M) of rows x cols, a view of the row-major matrix stored at addr."""
+def _col_major(addr, trans, rows, cols, ld, dtype):
+    """op(M) of rows x cols for the column-major matrix stored at addr with leading dimension ld."""
     dtype = np.dtype(dtype)
     s = dtype.itemsize
-    stored = (cols, rows) if trans else (rows, cols)
-    flat = _span(addr, _extent(trans, rows, cols, ld, s)).view(dtype)
-    m = np.lib.stride_tricks.as_strided(flat, stored, (ld * s, s))
+    stored_rows, stored_cols = (cols, rows) if trans else (rows, cols)
+    assert ld >= max(1, stored_rows), f"cuBLAS: leading dimension {ld} < {stored_rows} rows"
+    if not stored_rows or not stored_cols:
+        return np.zeros((rows, cols), dtype)
+    nbytes = ((stored_cols - 1) * ld + stored_rows) * s
+    m = np.lib.stride_tricks.as_strided(_span(addr, nbytes).view(dtype), (stored_rows, stored_cols), (s, ld * s))
     return m.T if trans else m
+
+
+def _vector(addr, n, inc, dtype):
+    dtype = np.dtype(dtype)
+    assert inc >= 1, f"cuBLAS: increment {inc}"
+    s = dtype.itemsize
+    return np.lib.stride_tricks.as_strided(_span(addr, ((n - 1) * inc + 1) * s).view(dtype), (n,), (inc * s,))
 
 
 def _product(alpha, a, b, beta, c):
@@ -374,40 +380,75 @@ def _product(alpha, a, b, beta, c):
     c[...] = result
 
 
-def emulated_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, dtype):
-    _require_context("cuBLAS gemm")
-    if m == 0 or n == 0:
-        return
-    _product(alpha, _matrix(a, trans_a, m, k, lda, dtype), _matrix(b, trans_b, k, n, ldb, dtype), beta,
-             _matrix(c, False, m, n, ldc, dtype))
-    LAUNCHES.append(("cublas_gemm", (m, n, k), ()))
+class EmulatedCublas:
+    """The libcublas functions the pack declares, taking the same ctypes arguments."""
 
+    def __init__(self):
+        for prefix, dtype in (("S", np.float32), ("D", np.float64)):
+            setattr(self, f"cublas{prefix}gemm_v2", self._gemm(dtype))
+            setattr(self, f"cublas{prefix}gemmStridedBatched", self._gemm_batched(dtype))
+            setattr(self, f"cublas{prefix}gemv_v2", self._gemv(dtype))
 
-def emulated_gemm_batched(trans_a, trans_b, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch, dtype):
-    _require_context("cuBLAS gemm_batched")
-    if m == 0 or n == 0 or batch == 0:
-        return
-    s = np.dtype(dtype).itemsize
-    for i in range(batch):
-        _product(alpha, _matrix(a + i * sa * s, trans_a, m, k, lda, dtype),
-                 _matrix(b + i * sb * s, trans_b, k, n, ldb, dtype), beta,
-                 _matrix(c + i * sc * s, False, m, n, ldc, dtype))
-    LAUNCHES.append(("cublas_gemm_batched", (m, n, k, batch), ()))
+    @staticmethod
+    def cublasCreate_v2(handle_ref):
+        _require_context("cublasCreate")
+        handle_ref._obj.value = 1
+        return 0
 
+    @staticmethod
+    def cublasSetMathMode(handle, mode):
+        return 0
 
-def emulated_gemv(trans, m, n, alpha, a, lda, x, beta, y, dtype):
-    _require_context("cuBLAS gemv")
-    if m == 0 or n == 0:
-        return
-    matrix = _matrix(a, False, m, n, lda, dtype)
-    if trans:
-        matrix = matrix.T
-    rows, cols = matrix.shape
-    dtype = np.dtype(dtype)
-    xv = _span(x, cols * dtype.itemsize).view(dtype).reshape(cols, 1)
-    yv = _span(y, rows * dtype.itemsize).view(dtype).reshape(rows, 1)
-    _product(alpha, matrix, xv, beta, yv)
-    LAUNCHES.append(("cublas_gemv", (m, n), ()))
+    @staticmethod
+    def _values(*args):
+        """Plain Python values of ctypes arguments (byref scalars included)."""
+        out = []
+        for a in args:
+            a = getattr(a, "_obj", a)
+            out.append(a.value if hasattr(a, "value") else a)
+        return out
+
+    def _gemm(self, dtype):
+        def gemm(handle, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+            _require_context("cuBLAS gemm")
+            ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = self._values(
+                ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            if m and n:
+                _product(alpha, _col_major(a, ta, m, k, lda, dtype), _col_major(b, tb, k, n, ldb, dtype), beta,
+                         _col_major(c, 0, m, n, ldc, dtype))
+            LAUNCHES.append(("cublas_gemm", (m, n, k), ()))
+            return 0
+        return gemm
+
+    def _gemm_batched(self, dtype):
+        def gemm_batched(handle, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch):
+            _require_context("cuBLAS gemmStridedBatched")
+            ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch = self._values(
+                ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch)
+            s = np.dtype(dtype).itemsize
+            for i in range(batch if m and n else 0):
+                _product(alpha, _col_major(a + i * sa * s, ta, m, k, lda, dtype),
+                         _col_major(b + i * sb * s, tb, k, n, ldb, dtype), beta,
+                         _col_major(c + i * sc * s, 0, m, n, ldc, dtype))
+            LAUNCHES.append(("cublas_gemm_batched", (m, n, k, batch), ()))
+            return 0
+        return gemm_batched
+
+    def _gemv(self, dtype):
+        def gemv(handle, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
+            _require_context("cuBLAS gemv")
+            trans, m, n, alpha, a, lda, x, incx, beta, y, incy = self._values(
+                trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+            if m and n:
+                matrix = _col_major(a, 0, m, n, lda, dtype)
+                if trans:
+                    matrix = matrix.T
+                rows, cols = matrix.shape
+                _product(alpha, matrix, _vector(x, cols, incx, dtype).reshape(cols, 1), beta,
+                         _vector(y, rows, incy, dtype).reshape(rows, 1))
+            LAUNCHES.append(("cublas_gemv", (m, n), ()))
+            return 0
+        return gemv
 
 
 def install():
@@ -430,9 +471,10 @@ def install():
 
 
 def patch_cublas():
-    """Replace the pack's cuBLAS calls with the NumPy ones (after c2ops_cuda is imported)."""
+    """Give the pack's cuBLAS wrapper the emulated library (after c2ops_cuda is imported)."""
     from c2ops_cuda import cublas
-    cublas.gemm, cublas.gemm_batched, cublas.gemv = emulated_gemm, emulated_gemm_batched, emulated_gemv
+    cublas._lib = EmulatedCublas()
+    cublas._handles.clear()
 
 
 def asan_environment() -> dict | None:

@@ -94,22 +94,29 @@ def test_transfers_outside_an_allocation_are_errors():
     assert np.isnan(g.get()).all(), "fresh device memory should read as garbage (NaN), not zeros"
 
 
-@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-def test_gemm_follows_cublas_row_major_semantics(ta, tb):
+@pytest.mark.parametrize("ta,tb", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cublas_gemm_follows_the_column_major_c_api(ta, tb):
+    import ctypes
     rng = np.random.default_rng(0)
     m, n, k = 3, 4, 5
-    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)   # op(A) is m x k
     b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
     c = rng.standard_normal((m, n)).astype(np.float32)
-    ga, gb, gc = emu.to_gpu(a), emu.to_gpu(b), emu.to_gpu(c)
-    emu.emulated_gemm(ta, tb, m, n, k, 2.0, int(ga.gpudata), a.shape[1], int(gb.gpudata), b.shape[1], 0.5,
-                      int(gc.gpudata), n, np.float32)
+    # column-major storage of M is the row-major storage of M.T
+    ga, gb, gc = emu.to_gpu(a.T.copy()), emu.to_gpu(b.T.copy()), emu.to_gpu(c.T.copy())
+    lib = emu.EmulatedCublas()
+    h = ctypes.c_void_p()
+    assert lib.cublasCreate_v2(ctypes.byref(h)) == 0
+    P = ctypes.c_void_p
+    status = lib.cublasSgemm_v2(h, ta, tb, m, n, k, ctypes.byref(ctypes.c_float(2.0)), P(int(ga.gpudata)), a.shape[0],
+                                P(int(gb.gpudata)), b.shape[0], ctypes.byref(ctypes.c_float(0.5)), P(int(gc.gpudata)), m)
+    assert status == 0
     want = 2 * ((a.T if ta else a) @ (b.T if tb else b)) + 0.5 * c
-    np.testing.assert_allclose(gc.get(), want, rtol=1e-5)
-    nan_c = emu.empty((m, n), np.float32)   # beta 0: C is not read (it holds NaN garbage here)
-    emu.emulated_gemm(ta, tb, m, n, k, 1.0, int(ga.gpudata), a.shape[1], int(gb.gpudata), b.shape[1], 0.0,
-                      int(nan_c.gpudata), n, np.float32)
-    np.testing.assert_allclose(nan_c.get(), (a.T if ta else a) @ (b.T if tb else b), rtol=1e-5)
+    np.testing.assert_allclose(gc.get().T, want, rtol=1e-5)
+    garbage = emu.empty((n, m), np.float32)   # beta 0: C is not read (it holds NaN garbage here)
+    lib.cublasSgemm_v2(h, ta, tb, m, n, k, ctypes.byref(ctypes.c_float(1.0)), P(int(ga.gpudata)), a.shape[0],
+                       P(int(gb.gpudata)), b.shape[0], ctypes.byref(ctypes.c_float(0.0)), P(int(garbage.gpudata)), m)
+    np.testing.assert_allclose(garbage.get().T, (a.T if ta else a) @ (b.T if tb else b), rtol=1e-5)
 
 
 OVERRUN_CHILD = r"""
