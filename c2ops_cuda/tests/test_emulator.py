@@ -107,9 +107,9 @@ def test_cublas_gemm_follows_the_column_major_c_api(ta, tb):
     lib = emu.EmulatedCublas()
     h = ctypes.c_void_p()
     assert lib.cublasCreate_v2(ctypes.byref(h)) == 0
-    P = ctypes.c_void_p
-    status = lib.cublasSgemm_v2(h, ta, tb, m, n, k, ctypes.byref(ctypes.c_float(2.0)), P(int(ga.gpudata)), a.shape[0],
-                                P(int(gb.gpudata)), b.shape[0], ctypes.byref(ctypes.c_float(0.5)), P(int(gc.gpudata)), m)
+    P, F32 = ctypes.c_void_p, ctypes.c_float
+    status = lib.cublasSgemm_v2(h, ta, tb, m, n, k, ctypes.byref(F32(2.0)), P(int(ga.gpudata)), a.shape[0],
+                                P(int(gb.gpudata)), b.shape[0], ctypes.byref(F32(0.5)), P(int(gc.gpudata)), m)
     assert status == 0
     want = 2 * ((a.T if ta else a) @ (b.T if tb else b)) + 0.5 * c
     np.testing.assert_allclose(gc.get().T, want, rtol=1e-5)
