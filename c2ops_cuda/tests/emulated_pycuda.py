@@ -207,7 +207,9 @@ class Function:
         assert self.sig is not None, f"kernel {self.name} launched before prepare()"
         _require_context(f"launching kernel {self.name}")
         assert len(args) == len(self.sig), f"kernel {self.name}: {len(args)} arguments for signature {self.sig}"
-        grid, block = (tuple(grid) + (1, 1))[:3], (tuple(block) + (1, 1))[:3]
+        assert len(block) == 3, f"kernel {self.name}: block {block} must be a 3-tuple (PyCUDA requires it)"
+        assert 1 <= len(grid) <= 3, f"kernel {self.name}: grid {grid} must have 1 to 3 dimensions"
+        grid, block = (tuple(grid) + (1, 1))[:3], tuple(block)
         _check_launch_shape(self.name, grid, block)
         values = []
         for c, a in zip(self.sig, args):
