@@ -41,6 +41,7 @@ import numpy as np
 HERE = Path(__file__).parent
 EMU_HEADER = HERE / "cuda_emu.h"
 LAUNCHES: list[tuple] = []            # (kernel, grid, block) of every launch, for tests of the host path
+DEVICE_COUNT = 2                      # two GPUs, so the tests can place work on a second one
 SM_COUNT = 2                          # small, so the kernels' grid-stride loops take more than one turn
 # blocks and threads run last to first: a kernel whose result depends on its threads' order (a race) gives
 # another result than in the usual first-to-last order, which the parity tests then catch
@@ -320,7 +321,7 @@ class Device:
 
     @staticmethod
     def count():
-        return 1
+        return DEVICE_COUNT
 
     def retain_primary_context(self):
         return Context()

@@ -497,3 +497,26 @@ def test_gpu_ops_on_dag_worker_threads_leave_no_context_pushed():
     if EMULATED:
         import emulated_pycuda
         assert not emulated_pycuda.CONTEXT_ERRORS
+
+
+def test_a_second_gpu():
+    if workspace.NumCudaDevices() < 2:
+        pytest.skip("one GPU here")
+    gpu1 = core.DeviceOption(caffe2_pb2.CUDA, 1)
+    x = f(3, 4)
+    workspace.FeedBlob("X", x, gpu1)
+    net = core.Net("on_gpu1")
+    with core.DeviceScope(gpu1):
+        net.Relu("X", "Y")
+        net.FC(["Y", "W", "b"], "Z")
+    workspace.FeedBlob("W", f(2, 4), gpu1)
+    workspace.FeedBlob("b", f(2), gpu1)
+    workspace.RunNetOnce(net)
+    assert workspace.current().get_blob("Z").device.cuda_gpu_id == 1
+    np.testing.assert_allclose(workspace.FetchBlob("Z"), np.maximum(x, 0) @ workspace.FetchBlob("W").T
+                               + workspace.FetchBlob("b"), rtol=1e-5, atol=1e-6)
+    bad = core.Net("across_gpus")          # an input on GPU 1 for an op on GPU 0: refused at CreateNet
+    with core.DeviceScope(GPU):
+        bad.Relu("Z", "Q")
+    with pytest.raises(Exception, match=r"'Z'.*CUDA:1.*CUDA:0|'Z'.*CUDA:0.*CUDA:1"):
+        workspace.CreateNet(bad)
