@@ -13,7 +13,15 @@ from c2ops_cuda import runtime
 
 
 class SaveCudaOp(SaveOp):
-    """The core's Save: it reads every input wherever it lives."""
+    """The core's Save (it reads every input wherever it lives), with the op's GPU current for the copies."""
+
+    def setup(self):
+        super().setup()
+        self.ordinal = self.device_option.cuda_gpu_id
+
+    def run(self):
+        with runtime.on_device(self.ordinal):
+            super().run()
 
 
 class LoadCudaOp(LoadOp):

@@ -67,6 +67,8 @@ def on_device(ordinal: int):
     """
     previous = getattr(_local, "ordinal", None)
     if previous == ordinal:
+        if _graveyard.get(ordinal):
+            _bury(ordinal)
         yield
         return
     ctx = _context(ordinal)
@@ -127,8 +129,8 @@ def _release():
             try:
                 _bury(ordinal)
                 for cache in (_kernels, _modules, _device_objects):
-                    for key in [k for k in cache if k[0] == ordinal]:
-                        del cache[key]
+                    for key in [k for k in list(cache) if k[0] == ordinal]:
+                        cache.pop(key, None)
                 pool = _pools.pop(ordinal, None)
                 if pool is not None:
                     pool.stop_holding()
@@ -150,12 +152,23 @@ def _allocator():
     ordinal = current()
     pool = _pools.get(ordinal)
     if pool is None:
-        pool = _pools[ordinal] = DeviceMemoryPool()
+        with _lock:
+            pool = _pools.get(ordinal)
+            if pool is None:
+                pool = _pools[ordinal] = DeviceMemoryPool()
     return pool.allocate
 
 
 def empty(shape, dtype) -> GPUArray:
-    return gpuarray.empty(tuple(int(d) for d in shape), np.dtype(dtype), allocator=_allocator())
+    out = gpuarray.empty(tuple(int(d) for d in shape), np.dtype(dtype), allocator=_allocator())
+    out.c2_gpu = current()   # the GPU whose memory it is: fetches and syncs go through its context
+    return out
+
+
+def owner(value) -> int:
+    """The GPU a tensor's memory belongs to (the current one, else 0, for arrays made elsewhere)."""
+    gpu = getattr(value, "c2_gpu", None)
+    return gpu if gpu is not None else (getattr(_local, "ordinal", None) or 0)
 
 
 def zeros(shape, dtype) -> GPUArray:
@@ -198,8 +211,11 @@ def view(value: GPUArray, shape) -> GPUArray:
     if value.shape == shape:
         return value
     if value.gpudata is None:      # an empty tensor has no memory to share (PyCUDA refuses a base then)
-        return GPUArray(shape, value.dtype)
-    return GPUArray(shape, value.dtype, gpudata=value.gpudata, base=value)
+        out = GPUArray(shape, value.dtype)
+    else:
+        out = GPUArray(shape, value.dtype, gpudata=value.gpudata, base=value)
+    out.c2_gpu = owner(value)
+    return out
 
 
 # -- kernels ------------------------------------------------------------------------------
@@ -209,9 +225,12 @@ def _module(filename: str, types: dict[str, str]):
     key = (ordinal, filename, tuple(types.items()))
     mod = _modules.get(key)
     if mod is None:
-        mod = _modules[key] = SourceModule(templates.render(filename, types), no_extern_c=True,
-                                           options=list(templates.NVCC_OPTIONS),
-                                           include_dirs=[str(templates.KERNEL_DIR)])
+        with _lock:   # one compile per module, whichever threads ask at once
+            mod = _modules.get(key)
+            if mod is None:
+                mod = _modules[key] = SourceModule(templates.render(filename, types), no_extern_c=True,
+                                                   options=list(templates.NVCC_OPTIONS),
+                                                   include_dirs=[str(templates.KERNEL_DIR)])
     return mod
 
 
@@ -319,15 +338,17 @@ class CudaDevice:
 
     def fetch(self, value):
         if isinstance(value, GPUArray):
-            # any GPU's context reaches any device pointer (unified addressing): keep the current one
-            with on_device(getattr(_local, "ordinal", None) or 0):
+            with on_device(owner(value)):   # its own GPU's context: the copy waits for that GPU's work
                 return to_host(value)
         return np.array(value, copy=True) if isinstance(value, np.ndarray) else value
 
     def copy(self, value, device_option):
         if not isinstance(value, GPUArray):
             raise OperatorError(f"expected a GPU tensor, got {type(value).__name__}")
-        with on_device(device_option.cuda_gpu_id):
+        source, target = owner(value), device_option.cuda_gpu_id
+        if source != target:
+            synchronize(source)          # the source GPU's queued work must have written it
+        with on_device(target):
             out = empty(value.shape, value.dtype)
             copy_into(out, value)
             return out

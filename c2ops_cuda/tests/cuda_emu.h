@@ -7,10 +7,12 @@
 // Execution model: one block after another, its threads one after another on this OS thread.
 // The first block runs every thread as a fiber (ucontext), switching at __syncthreads, which is then a
 // real barrier; if it never reached a barrier the other blocks run their threads as plain calls (a
-// barrier reached there is reported as divergent). C2_EMU_REVERSE=1 reverses the order of blocks and
-// threads, so running the tests both ways shows results that depend on it (races). Shared memory is a static, which is per block
-// because blocks do not overlap; atomics are exact because nothing runs concurrently. What this
-// cannot show: races that both orders happen to hide, warp-level behaviour, performance.
+// barrier reached there is reported as divergent). Reverse mode (C2_EMU_REVERSE=1) runs blocks and
+// threads last to first, so a result that depends on that order fails one of the two runs. Shared
+// memory is a static, per block because blocks do not overlap, refilled with 0xFF before each block;
+// atomics are exact because nothing runs concurrently. What this cannot show: races whose result
+// does not depend on the order (a lost update: threads never interleave between a read and a write),
+// warp-level behaviour, performance.
 #pragma once
 
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -36,7 +39,12 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static
+// shared memory: statics in their own section, filled with 0xFF bytes before every block, so a kernel
+// reading shared memory its block did not write sees NaN / -1 (garbage on a GPU), not zeros or the
+// previous block's values
+#define __shared__ __attribute__((section("c2emu_shared"))) static
+extern "C" char __start_c2emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_c2emu_shared[] __attribute__((weak, visibility("hidden")));
 
 struct uint3 { unsigned x, y, z; };
 struct dim3 { unsigned x, y, z; };
@@ -117,6 +125,11 @@ static std::string where() {
   snprintf(buf, sizeof buf, "thread (%u,%u,%u) of block (%u,%u,%u)", threadIdx.x, threadIdx.y, threadIdx.z,
            blockIdx.x, blockIdx.y, blockIdx.z);
   return buf;
+}
+
+static void poison_shared_memory() {
+  if (__start_c2emu_shared != nullptr && __stop_c2emu_shared != nullptr)
+    memset(__start_c2emu_shared, 0xFF, __stop_c2emu_shared - __start_c2emu_shared);
 }
 
 static void set_thread(unsigned t) {
@@ -207,6 +220,7 @@ int launch(void (*kernel)(A...), const unsigned* dims, void** args, char* error,
     for (unsigned k = 0; k < blocks; ++k) {
       const unsigned b = in_order(k, blocks);
       blockIdx = {b % gridDim.x, b / gridDim.x % gridDim.y, b / (gridDim.x * gridDim.y)};
+      poison_shared_memory();
       if (k == 0 || barriers) {
         barriers = run_block_as_fibers(body);   // the first block tells whether the kernel has barriers
       } else {

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -49,6 +51,7 @@ REVERSE = os.environ.get("C2_EMU_REVERSE") == "1"
 
 _ALLOCS: dict[int, np.ndarray] = {}   # base address -> backing bytes
 _BASES: list[int] = []                # sorted keys of _ALLOCS
+_OWNERS: dict[int, int] = {}          # base address -> the GPU whose memory it is
 _ALLOC_LOCK = threading.Lock()
 _LAUNCH_LOCK = threading.Lock()       # the emulated thread indices are globals: one launch at a time
 
@@ -63,6 +66,7 @@ class EmulatedAlloc:
         self.base = self.buffer.ctypes.data
         with _ALLOC_LOCK:
             _ALLOCS[self.base] = self.buffer
+            _OWNERS[self.base] = self.gpu = _stack()[-1].ordinal
             bisect.insort(_BASES, self.base)
 
     def __int__(self):
@@ -73,6 +77,7 @@ class EmulatedAlloc:
     def __del__(self):
         base = getattr(self, "base", None)   # None when __init__ failed
         with _ALLOC_LOCK:
+            _OWNERS.pop(base, None)
             if base is not None and _ALLOCS.pop(base, None) is not None:
                 del _BASES[bisect.bisect_left(_BASES, base)]
 
@@ -109,6 +114,7 @@ class GPUArray:
         return _span(int(self.gpudata), self.nbytes).view(self.dtype).reshape(self.shape)
 
     def get(self):
+        _require_context("GPUArray.get")
         return self.view_host().copy() if self.size else np.empty(self.shape, self.dtype)
 
 
@@ -144,30 +150,53 @@ def _compiler():
 
 
 def _gxx(args, what):
-    proc = subprocess.run(args, capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}   # the ASan run-time is for Python only
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"{what} for the emulated GPU failed:\n{proc.stderr[-4000:]}")
     return proc.stdout
 
 
+@functools.cache
+def _toolchain_key() -> str:
+    """What else decides the compiled code: the compiler (its version), the flags, the header."""
+    compiler = _compiler()
+    version = _gxx([compiler[0], "--version"], "asking the compiler its version")
+    return "\n".join([version, *compiler, EMU_HEADER.read_text()])
+
+
+def _headers(include_dirs) -> str:
+    """The text of every header the source could include."""
+    paths = [p for d in include_dirs for pattern in ("*.cuh", "*.h") for p in sorted(Path(d).glob(pattern))]
+    return "".join(p.read_text() for p in paths)
+
+
 def _compile(source: str, include_dirs) -> tuple[Path, list[str]]:
-    """The shared library of one kernel source instantiation and its kernels' names (cached by content)."""
-    key = hashlib.sha1((source + EMU_HEADER.read_text() + str(ASAN)).encode()).hexdigest()
+    """The shared library of one kernel source instantiation and its kernels' names (cached by content: the
+    source, the headers it can include, the toolchain). Processes building the same one take turns."""
+    key = hashlib.sha1((source + _headers(include_dirs) + _toolchain_key()).encode()).hexdigest()
     out, names_file = _CACHE / f"{key}.so", _CACHE / f"{key}.kernels"
-    if not out.exists() or not names_file.exists():
-        _CACHE.mkdir(parents=True, exist_ok=True)
-        src = _CACHE / f"{key}.cpp"
-        src.write_text(source)
-        includes = [f"-I{d}" for d in include_dirs]
-        # the kernels are the extern "C" void functions once KERNEL and the kernel-making macros expand
-        expanded = _gxx([*_compiler(), "-E", "-P", *includes, str(src)], "preprocessing the kernels")
-        names = re.findall(r'extern\s+"C"\s+void\s+([A-Za-z]\w*)\s*\(', expanded)
-        src.write_text(source + "\n" + "".join(f"C2EMU_EXPORT({n})\n" for n in names))
-        tmp = _CACHE / f"{key}.{os.getpid()}.so"
-        _gxx([*_compiler(), "-O1", "-fPIC", "-shared", "-w", *includes, str(src), "-o", str(tmp)],
-             "compiling the kernels")
-        names_file.write_text("\n".join(names))
-        os.replace(tmp, out)   # atomic: parallel test processes never load a half-written library
+    if out.exists() and names_file.exists():
+        return out, names_file.read_text().split()
+    _CACHE.mkdir(parents=True, exist_ok=True)
+    with open(_CACHE / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out.exists() and names_file.exists()):
+            tag = f"{key}.{os.getpid()}.{threading.get_ident()}"
+            src = _CACHE / f"{tag}.cpp"
+            src.write_text(source)
+            includes = [f"-I{d}" for d in include_dirs]
+            # the kernels are the extern "C" void functions once KERNEL and the kernel-making macros expand
+            expanded = _gxx([*_compiler(), "-E", "-P", *includes, str(src)], "preprocessing the kernels")
+            names = re.findall(r'extern\s+"C"\s+void\s+([A-Za-z]\w*)\s*\(', expanded)
+            src.write_text(source + "\n" + "".join(f"C2EMU_EXPORT({n})\n" for n in names))
+            tmp = _CACHE / f"{tag}.so"
+            _gxx([*_compiler(), "-O1", "-fPIC", "-shared", "-w", *includes, str(src), "-o", str(tmp)],
+                 "compiling the kernels")
+            (_CACHE / f"{tag}.kernels").write_text("\n".join(names))
+            os.replace(_CACHE / f"{tag}.kernels", names_file)
+            os.replace(tmp, out)   # atomic: no process loads a half-written library
+            src.unlink(missing_ok=True)
     return out, names_file.read_text().split()
 
 
@@ -215,7 +244,7 @@ class Function:
         values = []
         for c, a in zip(self.sig, args):
             if c == "P" and int(a):
-                _span(int(a), 0)   # a pointer into an allocation (or null)
+                _check_owner(int(a), f"kernel {self.name}")   # a pointer into this GPU's memory (or null)
             values.append(_CTYPES[c](int(a) if c in "Pqi" else float(a)))
         pointers = (ctypes.c_void_p * max(len(values), 1))(*[ctypes.addressof(v) for v in values])
         dims = (ctypes.c_uint * 7)(*grid, *block, int(REVERSE))
@@ -293,6 +322,20 @@ def _stack():
     return stack
 
 
+def _owner(addr) -> int:
+    _span(addr, 0)
+    with _ALLOC_LOCK:
+        return _OWNERS[_BASES[bisect.bisect_right(_BASES, int(addr)) - 1]]
+
+
+def _check_owner(addr, what):
+    """A kernel or cuBLAS call may only touch the current GPU's memory (no peer access here)."""
+    gpu, current = _owner(addr), _stack()[-1].ordinal
+    if gpu != current:
+        raise AssertionError(f"{what} on GPU {current} addresses memory of GPU {gpu} (an illegal address on a "
+                             "real GPU without peer access)")
+
+
 def _require_context(what):
     if not _stack():
         raise RuntimeError(f"{what} with no CUDA context current on thread {threading.current_thread().name} "
@@ -300,6 +343,9 @@ def _require_context(what):
 
 
 class Context:
+    def __init__(self, ordinal=0):
+        self.ordinal = ordinal
+
     def push(self):
         _stack().append(self)
 
@@ -324,7 +370,7 @@ class Device:
         return DEVICE_COUNT
 
     def retain_primary_context(self):
-        return Context()
+        return Context(self.ordinal)
 
     def get_attribute(self, attr):
         return SM_COUNT
@@ -346,9 +392,11 @@ class XORWOWRandomNumberGenerator:
         self.rng = np.random.default_rng(int(seeds[0]))
 
     def fill_uniform(self, data):
+        _require_context("fill_uniform")
         data.view_host()[...] = 1.0 - self.rng.random(data.shape)
 
     def fill_normal(self, data):
+        _require_context("fill_normal")
         data.view_host()[...] = self.rng.standard_normal(data.shape)
 
 
@@ -416,6 +464,8 @@ class EmulatedCublas:
             _require_context("cuBLAS gemm")
             ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = self._values(
                 ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            for ptr in (a, b, c) if m and n else ():
+                _check_owner(ptr, "cuBLAS gemm")
             if m and n:
                 _product(alpha, _col_major(a, ta, m, k, lda, dtype), _col_major(b, tb, k, n, ldb, dtype), beta,
                          _col_major(c, 0, m, n, ldc, dtype))
@@ -429,6 +479,8 @@ class EmulatedCublas:
             ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch = self._values(
                 ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch)
             s = np.dtype(dtype).itemsize
+            for ptr in (a, b, c) if m and n and batch else ():
+                _check_owner(ptr, "cuBLAS gemmStridedBatched")
             for i in range(batch if m and n else 0):
                 _product(alpha, _col_major(a + i * sa * s, ta, m, k, lda, dtype),
                          _col_major(b + i * sb * s, tb, k, n, ldb, dtype), beta,
@@ -442,6 +494,8 @@ class EmulatedCublas:
             _require_context("cuBLAS gemv")
             trans, m, n, alpha, a, lda, x, incx, beta, y, incy = self._values(
                 trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
+            for ptr in (a, x, y) if m and n else ():
+                _check_owner(ptr, "cuBLAS gemv")
             if m and n:
                 matrix = _col_major(a, 0, m, n, lda, dtype)
                 if trans:

@@ -186,3 +186,46 @@ def test_device_work_needs_a_current_context_and_threads_must_pop_theirs(context
     assert emu.CONTEXT_ERRORS[before:] == ["thread forgets-to-pop ended with 1 CUDA context(s) pushed (PyCUDA "
                                            "aborts the process there)"]
     del emu.CONTEXT_ERRORS[before:]
+
+
+UNWRITTEN_SHARED = r"""
+extern "C" __global__ void partial_sum(float* y, int n) {
+  __shared__ float buf[64];
+  if ((int)threadIdx.x < n) buf[threadIdx.x] = 1.0f;   // the other entries are never written
+  __syncthreads();
+  if (threadIdx.x == 0) { float s = 0; for (int i = 0; i < 64; ++i) s += buf[i]; y[blockIdx.x] = s; }
+}
+"""
+
+
+def test_shared_memory_nobody_wrote_reads_as_garbage():
+    f = _fn(emu.SourceModule(UNWRITTEN_SHARED), "partial_sum", "Pi")
+    y = emu.empty(2, np.float32)
+    f.prepared_call((2, 1), (64, 1, 1), int(y.gpudata), 10)
+    assert np.isnan(y.get()).all(), y.get()
+    f.prepared_call((2, 1), (64, 1, 1), int(y.gpudata), 64)
+    np.testing.assert_array_equal(y.get(), [64, 64])
+
+
+def test_kernels_and_cublas_may_not_touch_another_gpus_memory(module):
+    x = emu.to_gpu(np.zeros(4, np.float32))    # on GPU 0 (the fixture's context)
+    other = emu.Context(1)
+    other.push()
+    try:
+        with pytest.raises(AssertionError, match="on GPU 1 addresses memory of GPU 0"):
+            _fn(module, "odd_barrier", "P").prepared_call((1, 1), (4, 1, 1), int(x.gpudata))
+    finally:
+        emu.Context.pop()
+
+
+def test_the_compile_cache_follows_the_headers(tmp_path):
+    (tmp_path / "value.cuh").write_text("#define VALUE 1.0f\n")
+    src = '#include "value.cuh"\nextern "C" __global__ void value(float* y) { y[0] = VALUE; }\n'
+    y = emu.empty(1, np.float32)
+    _fn(emu.SourceModule(src, include_dirs=[str(tmp_path)]), "value", "P").prepared_call((1,), (1, 1, 1),
+                                                                                       int(y.gpudata))
+    assert y.get()[0] == 1.0
+    (tmp_path / "value.cuh").write_text("#define VALUE 2.0f\n")
+    _fn(emu.SourceModule(src, include_dirs=[str(tmp_path)]), "value", "P").prepared_call((1,), (1, 1, 1),
+                                                                                       int(y.gpudata))
+    assert y.get()[0] == 2.0
