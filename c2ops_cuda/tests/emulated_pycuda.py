@@ -431,43 +431,52 @@ def _product(alpha, a, b, beta, c):
     c[...] = result
 
 
+_P, _I, _Q = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong
+# cuBLAS's C prototypes (cublas_api.h), independent of the argtypes the pack declares: a call whose
+# declared argument types disagree with these reaches the emulation with wrong values
+_PROTOTYPES = {
+    "gemm_v2": [_P, _I, _I, _I, _I, _I, _P, _P, _I, _P, _I, _P, _P, _I],
+    "gemmStridedBatched": [_P, _I, _I, _I, _I, _I, _P, _P, _I, _Q, _P, _I, _Q, _P, _P, _I, _Q, _I],
+    "gemv_v2": [_P, _I, _I, _I, _P, _P, _I, _P, _I, _P, _P, _I],
+}
+
+
 class EmulatedCublas:
-    """The libcublas functions the pack declares, taking the same ctypes arguments."""
+    """libcublas as the pack's ctypes wrapper calls it: C function pointers with cuBLAS's prototypes
+    (so the wrapper's own argtypes, set on them by ``cublas._declare``, go through a real C call)."""
 
     def __init__(self):
+        def c_function(argtypes, fn):
+            return ctypes.CFUNCTYPE(ctypes.c_int, *argtypes)(fn)
+
+        self._keep = []
         for prefix, dtype in (("S", np.float32), ("D", np.float64)):
-            setattr(self, f"cublas{prefix}gemm_v2", self._gemm(dtype))
-            setattr(self, f"cublas{prefix}gemmStridedBatched", self._gemm_batched(dtype))
-            setattr(self, f"cublas{prefix}gemv_v2", self._gemv(dtype))
+            for name, make in (("gemm_v2", self._gemm), ("gemmStridedBatched", self._gemm_batched),
+                               ("gemv_v2", self._gemv)):
+                f = c_function(_PROTOTYPES[name], make(dtype))
+                self._keep.append(f)
+                setattr(self, f"cublas{prefix}{name}", f)
+        self.cublasCreate_v2 = c_function([_P], self._create)
+        self.cublasSetMathMode = c_function([_P, _I], lambda handle, mode: 0)
 
     @staticmethod
-    def cublasCreate_v2(handle_ref):
+    def _create(handle_address):
         _require_context("cublasCreate")
-        handle_ref._obj.value = 1
+        ctypes.c_void_p.from_address(handle_address).value = 1
         return 0
 
     @staticmethod
-    def cublasSetMathMode(handle, mode):
-        return 0
-
-    @staticmethod
-    def _values(*args):
-        """Plain Python values of ctypes arguments (byref scalars included)."""
-        out = []
-        for a in args:
-            a = getattr(a, "_obj", a)
-            out.append(a.value if hasattr(a, "value") else a)
-        return out
+    def _scalar(address, dtype):
+        return (ctypes.c_float if np.dtype(dtype) == np.float32 else ctypes.c_double).from_address(address).value
 
     def _gemm(self, dtype):
         def gemm(handle, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
             _require_context("cuBLAS gemm")
-            ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = self._values(
-                ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             for ptr in (a, b, c) if m and n else ():
                 _check_owner(ptr, "cuBLAS gemm")
             if m and n:
-                _product(alpha, _col_major(a, ta, m, k, lda, dtype), _col_major(b, tb, k, n, ldb, dtype), beta,
+                _product(self._scalar(alpha, dtype), _col_major(a, ta, m, k, lda, dtype),
+                         _col_major(b, tb, k, n, ldb, dtype), self._scalar(beta, dtype),
                          _col_major(c, 0, m, n, ldc, dtype))
             LAUNCHES.append(("cublas_gemm", (m, n, k), ()))
             return 0
@@ -476,11 +485,10 @@ class EmulatedCublas:
     def _gemm_batched(self, dtype):
         def gemm_batched(handle, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch):
             _require_context("cuBLAS gemmStridedBatched")
-            ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch = self._values(
-                ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch)
             s = np.dtype(dtype).itemsize
             for ptr in (a, b, c) if m and n and batch else ():
                 _check_owner(ptr, "cuBLAS gemmStridedBatched")
+            alpha, beta = self._scalar(alpha, dtype), self._scalar(beta, dtype)
             for i in range(batch if m and n else 0):
                 _product(alpha, _col_major(a + i * sa * s, ta, m, k, lda, dtype),
                          _col_major(b + i * sb * s, tb, k, n, ldb, dtype), beta,
@@ -492,8 +500,6 @@ class EmulatedCublas:
     def _gemv(self, dtype):
         def gemv(handle, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
             _require_context("cuBLAS gemv")
-            trans, m, n, alpha, a, lda, x, incx, beta, y, incy = self._values(
-                trans, m, n, alpha, a, lda, x, incx, beta, y, incy)
             for ptr in (a, x, y) if m and n else ():
                 _check_owner(ptr, "cuBLAS gemv")
             if m and n:
@@ -501,8 +507,8 @@ class EmulatedCublas:
                 if trans:
                     matrix = matrix.T
                 rows, cols = matrix.shape
-                _product(alpha, matrix, _vector(x, cols, incx, dtype).reshape(cols, 1), beta,
-                         _vector(y, rows, incy, dtype).reshape(rows, 1))
+                _product(self._scalar(alpha, dtype), matrix, _vector(x, cols, incx, dtype).reshape(cols, 1),
+                         self._scalar(beta, dtype), _vector(y, rows, incy, dtype).reshape(rows, 1))
             LAUNCHES.append(("cublas_gemv", (m, n), ()))
             return 0
         return gemv
@@ -530,7 +536,9 @@ def install():
 def patch_cublas():
     """Give the pack's cuBLAS wrapper the emulated library (after c2ops_cuda is imported)."""
     from c2ops_cuda import cublas
-    cublas._lib = EmulatedCublas()
+    lib = EmulatedCublas()
+    cublas._declare(lib)      # the pack's own argtypes, as on the real library
+    cublas._lib = lib
     cublas._handles.clear()
 
 
