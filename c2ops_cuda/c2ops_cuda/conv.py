@@ -53,11 +53,18 @@ class _Geometry:
 
 
 class _ConvBase(CudaOp):
-    transpose = False
-
     def prepare(self):
+        self.transpose = self.type.startswith("ConvTranspose")
         self.conv_args = ConvArgs(self.type, self.args, transpose=self.transpose)
         self._col = None
+
+    def output_side(self, geo):
+        """(shape, channels, spatial size) of the forward output: the grid for Conv, the image for
+        ConvTranspose (dY has that shape; the bias and its gradient run over those channels)."""
+        p = geo.plan
+        if self.transpose:
+            return p.image_shape, p.c, geo.H * geo.W
+        return p.grid_shape, p.m, geo.G
 
     def plan(self, x, w, b=None):
         make = conv_transpose_plan if self.transpose else conv_plan
@@ -153,78 +160,54 @@ class _ConvBase(CudaOp):
 
 
 class ConvOp(_ConvBase):
-    def compute(self):
-        x = self.gpu_float(0)
-        w = self.gpu_float(1, like=x)
-        b = self.gpu_float(2, like=x) if len(self.inputs) > 2 else None
-        geo = self.plan(x, w, b)
-        y = self.out(0, geo.plan.grid_shape, x.dtype)
-        if y.size:
-            fused_bias = self.grid_from_image(geo, x, w, y, b)
-            if b is not None and not fused_bias:
-                self.add_bias(y, b, geo.plan.m, geo.G)
-
-
-class ConvTransposeOp(_ConvBase):
-    transpose = True
+    """Conv, or ConvTranspose (the same primitives the other way round), picked by type at setup."""
 
     def compute(self):
         x = self.gpu_float(0)
         w = self.gpu_float(1, like=x)
         b = self.gpu_float(2, like=x) if len(self.inputs) > 2 else None
         geo = self.plan(x, w, b)
-        y = self.out(0, geo.plan.image_shape, x.dtype)
-        if y.size:
+        shape, channels, spatial = self.output_side(geo)
+        y = self.out(0, shape, x.dtype)
+        if not y.size:
+            return
+        if self.transpose:
             self.image_from_grid(geo, x, w, y)
-            if b is not None:
-                self.add_bias(y, b, geo.plan.c, geo.H * geo.W)
+            fused_bias = False
+        else:
+            fused_bias = self.grid_from_image(geo, x, w, y, b)
+        if b is not None and not fused_bias:
+            self.add_bias(y, b, channels, spatial)
 
 
 class ConvGradientOp(_ConvBase):
-    """(X, filter, dY) -> (dfilter, [dbias], [dX])."""
+    """(X, filter, dY) -> (dfilter, [dbias], [dX]) of Conv or ConvTranspose, picked by type at setup."""
 
     def compute(self):
         x = self.gpu_float(0)
         w = self.gpu_float(1, like=x)
         dy = self.gpu_float(2, like=x)
         geo = self.plan(x, w)
-        if tuple(dy.shape) != tuple(geo.plan.grid_shape):
+        shape, channels, spatial = self.output_side(geo)
+        if tuple(dy.shape) != tuple(shape):
             raise OperatorError(f"input 2 '{self.inputs[2].name}' (dY) has shape {list(dy.shape)}; the forward "
-                                f"output had {list(geo.plan.grid_shape)}")
+                                f"output had {list(shape)}")
         iw, ib, ix = self.grad_outputs()
-        self.filter_grad(geo, dy, x, self.out_like(iw, w))
+        grid, image = (x, dy) if self.transpose else (dy, x)
+        self.filter_grad(geo, grid, image, self.out_like(iw, w))
         if ib is not None:
-            self.bias_grad(dy, self.out(ib, (geo.plan.m,), x.dtype), geo.plan.n, geo.plan.m, geo.G)
+            self.bias_grad(dy, self.out(ib, (channels,), x.dtype), geo.plan.n, channels, spatial)
         if ix is not None:
             dx = self.out_like(ix, x)
-            if dx.size:
-                self.image_from_grid(geo, dy, w, dx)
-
-
-class ConvTransposeGradientOp(_ConvBase):
-    """(X, filter, dY) -> (dfilter, [dbias], [dX]) of ConvTranspose."""
-    transpose = True
-
-    def compute(self):
-        x = self.gpu_float(0)
-        w = self.gpu_float(1, like=x)
-        dy = self.gpu_float(2, like=x)
-        geo = self.plan(x, w)
-        if tuple(dy.shape) != tuple(geo.plan.image_shape):
-            raise OperatorError(f"input 2 '{self.inputs[2].name}' (dY) has shape {list(dy.shape)}; the forward "
-                                f"output had {list(geo.plan.image_shape)}")
-        iw, ib, ix = self.grad_outputs()
-        self.filter_grad(geo, x, dy, self.out_like(iw, w))
-        if ib is not None:
-            self.bias_grad(dy, self.out(ib, (geo.plan.c,), x.dtype), geo.plan.n, geo.plan.c, geo.H * geo.W)
-        if ix is not None:
-            dx = self.out_like(ix, x)
-            if dx.size:
-                self.grid_from_image(geo, dy, w, dx)
+            if dx.size:   # the forward's primitive the other way round
+                if self.transpose:
+                    self.grid_from_image(geo, dy, w, dx)
+                else:
+                    self.image_from_grid(geo, dy, w, dx)
 
 
 def register(registrar):
     from c2core.proto import caffe2_pb2
-    for op_type, cls in (("Conv", ConvOp), ("ConvGradient", ConvGradientOp), ("ConvTranspose", ConvTransposeOp),
-                         ("ConvTransposeGradient", ConvTransposeGradientOp)):
+    for op_type, cls in (("Conv", ConvOp), ("ConvGradient", ConvGradientOp), ("ConvTranspose", ConvOp),
+                         ("ConvTransposeGradient", ConvGradientOp)):
         registrar.kernel(op_type, cls, device=caffe2_pb2.CUDA)
