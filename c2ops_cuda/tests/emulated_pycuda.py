@@ -82,19 +82,26 @@ class EmulatedAlloc:
                 del _BASES[bisect.bisect_left(_BASES, base)]
 
 
-def _span(addr, nbytes):
-    """The backing bytes [addr, addr + nbytes) of one allocation, or an error naming the overrun."""
+def _allocation(addr, nbytes=0) -> int:
+    """The base address of the allocation holding [addr, addr + nbytes), or an error naming the overrun."""
     addr, nbytes = int(addr), int(nbytes)
     with _ALLOC_LOCK:
         i = bisect.bisect_right(_BASES, addr) - 1
-        buf = _ALLOCS[_BASES[i]] if i >= 0 else None
-        base = _BASES[i] if i >= 0 else 0
-    if buf is None or not (addr < base + buf.size or (nbytes == 0 and addr == base + buf.size)):
+        base = _BASES[i] if i >= 0 else None
+        size = _ALLOCS[base].size if base is not None else 0
+    if base is None or not (addr < base + size or (nbytes == 0 and addr == base + size)):
         raise AssertionError(f"device address {addr:#x} is in no allocation")
-    if addr + nbytes > base + buf.size:
+    if addr + nbytes > base + size:
         raise AssertionError(f"device access of {nbytes} bytes at +{addr - base} overruns an allocation of "
-                             f"{buf.size} bytes")
-    return buf[addr - base: addr - base + nbytes]
+                             f"{size} bytes")
+    return base
+
+
+def _span(addr, nbytes):
+    """The backing bytes [addr, addr + nbytes) of one allocation."""
+    base = _allocation(addr, nbytes)
+    start = int(addr) - base
+    return _ALLOCS[base][start: start + int(nbytes)]
 
 
 class GPUArray:
@@ -323,9 +330,7 @@ def _stack():
 
 
 def _owner(addr) -> int:
-    _span(addr, 0)
-    with _ALLOC_LOCK:
-        return _OWNERS[_BASES[bisect.bisect_right(_BASES, int(addr)) - 1]]
+    return _OWNERS[_allocation(addr)]
 
 
 def _check_owner(addr, what):
