@@ -547,6 +547,12 @@ def patch_cublas():
     cublas._handles.clear()
 
 
+def child_environment(**extra) -> dict:
+    """os.environ for a child interpreter that imports this module and the pack from its source folder."""
+    path = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
 def asan_environment() -> dict | None:
     """Environment for a child interpreter running the emulated GPU under AddressSanitizer (None when g++ has
     no libasan): the kernels are built with it and the interpreter preloads its run-time."""

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import emulated_pycuda
 import pytest
 
 HERE = Path(__file__).parent
@@ -47,10 +48,7 @@ def test_gpu_tests_on_the_emulated_gpu(tests, mode, tmp_path):
     script = ("import sys, emulated_pycuda; emulated_pycuda.install(); import pytest; "
               "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', '-o', 'addopts=', sys.argv[1]]))")
     ran = tmp_path / "ran_on_gpu.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]),
-               C2_CUDA_RAN_FILE=str(ran))
-    sys.path.insert(0, str(HERE))
-    import emulated_pycuda
+    env = emulated_pycuda.child_environment(C2_CUDA_RAN_FILE=str(ran))
     if mode == "asan":
         asan = emulated_pycuda.asan_environment()
         if asan is None:

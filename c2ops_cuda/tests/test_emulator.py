@@ -1,10 +1,8 @@
 """The emulated GPU itself: its barriers, launch checks and cuBLAS stand-in must be right for the
 emulated GPU tests (test_emulated_gpu.py) to mean anything."""
-import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import emulated_pycuda as emu
 import numpy as np
@@ -136,8 +134,7 @@ def test_kernels_reading_outside_their_buffers_are_caught_under_asan():
     extra = emu.asan_environment()
     if extra is None:
         pytest.skip("g++ has no libasan here")
-    env = dict(os.environ, **extra, PYTHONPATH=os.pathsep.join([str(Path(emu.__file__).parent),
-                                                                 os.environ.get("PYTHONPATH", "")]))
+    env = emu.child_environment(**extra)
     proc = subprocess.run([sys.executable, "-c", OVERRUN_CHILD], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "heap-buffer-overflow" in proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     assert "in shift_" in proc.stderr or "in shift" in proc.stderr, proc.stderr[-3000:]

@@ -2,12 +2,12 @@
 session with a GPU makes does not die on a script error. PyTorch's side runs on the CPU here (its
 ``.cuda()`` is the identity); the script's own check that c2 and PyTorch agree still applies."""
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import emulated_pycuda
 import pytest
 
 HERE = Path(__file__).parent
@@ -35,9 +35,8 @@ def test_gpu_benchmark_script_runs_on_the_emulated_gpu(tmp_path):
         pytest.skip("PyCUDA is installed: benchmarks/gpu/run.sh runs the real benchmark")
     except ImportError:
         pass
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(tmp_path)], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=emulated_pycuda.child_environment(), timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     rows = json.loads((tmp_path / "bench.json").read_text())
     failed = [r["what"] for r in rows if r["what"].startswith("FAILED")]
