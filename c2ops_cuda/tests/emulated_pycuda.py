@@ -547,6 +547,17 @@ def patch_cublas():
     cublas._handles.clear()
 
 
+def real_pycuda_installed() -> bool:
+    """A PyCUDA (not the emulation) can be imported here: a GPU machine's set-up."""
+    if os.environ.get("C2_CUDA_EMULATED") == "1":
+        return False
+    try:
+        import pycuda.driver  # noqa: F401
+    except Exception:       # ImportError, or a PyCUDA built against a libcuda that is not there
+        return False
+    return True
+
+
 def child_environment(**extra) -> dict:
     """os.environ for a child interpreter that imports this module and the pack from its source folder."""
     path = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])

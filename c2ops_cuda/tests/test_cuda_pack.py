@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from emulated_pycuda import real_pycuda_installed
 
 PACK_ROOT = str(Path(__file__).resolve().parents[1])
 
@@ -27,15 +28,7 @@ def _run(script, env_extra=None):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _has_real_pycuda():
-    try:
-        import pycuda.driver  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.skipif(_has_real_pycuda(), reason="PyCUDA is installed here: the no-PyCUDA path cannot be shown")
+@pytest.mark.skipif(real_pycuda_installed(), reason="PyCUDA is installed here: the no-PyCUDA path cannot be shown")
 def test_without_pycuda_the_pack_loads_reports_why_and_registers_nothing():
     out = _run("""
         import json, warnings

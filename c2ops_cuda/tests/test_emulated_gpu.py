@@ -23,16 +23,9 @@ from pathlib import Path
 
 import emulated_pycuda
 import pytest
+from emulated_pycuda import real_pycuda_installed
 
 HERE = Path(__file__).parent
-
-
-def _real_pycuda():
-    try:
-        import pycuda  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 # (test file, how the emulated GPU runs it): the parity tests once under AddressSanitizer (where g++ has it)
@@ -42,7 +35,7 @@ RUNS = [("test_gpu_ops.py", "asan"), ("test_gpu_ops.py", "reverse"), ("test_gpu_
 
 
 @pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="the emulated GPU needs g++")
-@pytest.mark.skipif(_real_pycuda(), reason="PyCUDA is installed: the GPU tests themselves run")
+@pytest.mark.skipif(real_pycuda_installed(), reason="PyCUDA is installed: the GPU tests themselves run")
 @pytest.mark.parametrize("tests,mode", RUNS)
 def test_gpu_tests_on_the_emulated_gpu(tests, mode, tmp_path):
     script = ("import sys, emulated_pycuda; emulated_pycuda.install(); import pytest; "

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from emulated_pycuda import real_pycuda_installed
 
 ROOT = Path(__file__).resolve().parents[2]
 PYCUDA = "pycuda==2026.1"          # as benchmarks/gpu/fetch_deps.sh
@@ -68,18 +69,10 @@ def _stub_driver(libs: Path, symbols=()):
     (libs / "libcuda.so").symlink_to("libcuda.so.1")
 
 
-def _installed_pycuda():
-    try:
-        import pycuda  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def real_pycuda():
     """(site folder holding the built PyCUDA, folder of the stand-in libcuda)."""
-    if _installed_pycuda():
+    if real_pycuda_installed():
         pytest.skip("PyCUDA is installed (a GPU machine): the GPU tests use it for real")
     root = _cuda_root()
     if root is None or shutil.which("gcc") is None:
