@@ -688,24 +688,21 @@ cdef class _SparseLengthsPoolOp(OperatorBase):
         return 0
 
 
-cdef class SparseLengthsSumOp(_SparseLengthsPoolOp):
+# pooling op type -> (weighting, mean)
+_POOL_KINDS = {
+    "SparseLengthsSum": (W_NONE, False),
+    "SparseLengthsMean": (W_NONE, True),
+    "SparseLengthsWeightedSum": (W_PER_INDEX, False),
+    "SparseLengthsPositionalWeightedSum": (W_POSITIONAL, False),
+}
+
+
+cdef class SparseLengthsPoolOp(_SparseLengthsPoolOp):
+    """Every SparseLengths{Sum,Mean,WeightedSum,PositionalWeightedSum}; its type picks the pooling at setup."""
+
     def setup(self):
-        self._configure(W_NONE, False)
-
-
-cdef class SparseLengthsMeanOp(_SparseLengthsPoolOp):
-    def setup(self):
-        self._configure(W_NONE, True)
-
-
-cdef class SparseLengthsWeightedSumOp(_SparseLengthsPoolOp):
-    def setup(self):
-        self._configure(W_PER_INDEX, False)
-
-
-cdef class SparseLengthsPositionalWeightedSumOp(_SparseLengthsPoolOp):
-    def setup(self):
-        self._configure(W_POSITIONAL, False)
+        weighting, mean = _POOL_KINDS[self.type]
+        self._configure(weighting, mean)
 
 
 # -- gradients: one row of GO per looked-up index --------------------------------
@@ -1107,36 +1104,32 @@ cdef class _SparseLengthsFused8BitOp(OperatorBase):
         return 0
 
 
-cdef class SparseLengthsSumFused8BitRowwiseOp(_SparseLengthsFused8BitOp):
+# fused 8-bit pooling op type -> (weighted, mean)
+_FUSED_KINDS = {
+    "SparseLengthsSumFused8BitRowwise": (False, False),
+    "SparseLengthsWeightedSumFused8BitRowwise": (True, False),
+    "SparseLengthsMeanFused8BitRowwise": (False, True),
+}
+
+
+cdef class SparseLengthsFused8BitOp(_SparseLengthsFused8BitOp):
+    """Every SparseLengths*Fused8BitRowwise op; its type picks weighting and mean at setup."""
+
     def setup(self):
-        self._configure(False, False)
-
-
-cdef class SparseLengthsWeightedSumFused8BitRowwiseOp(_SparseLengthsFused8BitOp):
-    def setup(self):
-        self._configure(True, False)
-
-
-cdef class SparseLengthsMeanFused8BitRowwiseOp(_SparseLengthsFused8BitOp):
-    def setup(self):
-        self._configure(False, True)
+        weighted, mean = _FUSED_KINDS[self.type]
+        self._configure(weighted, mean)
 
 
 # -- registration ----------------------------------------------------------------
 
 KERNELS = {
-    "SparseLengthsSum": SparseLengthsSumOp,
-    "SparseLengthsWeightedSum": SparseLengthsWeightedSumOp,
-    "SparseLengthsMean": SparseLengthsMeanOp,
-    "SparseLengthsPositionalWeightedSum": SparseLengthsPositionalWeightedSumOp,
+    **{op_type: SparseLengthsPoolOp for op_type in _POOL_KINDS},
     **{op_type: SparseLengthsGradientOp for op_type in _GRADIENT_KINDS},
     "FloatToFused8BitRowwiseQuantized": FloatToFused8BitRowwiseQuantizedOp,
     "HalfFloatToFused8BitRowwiseQuantized": HalfFloatToFused8BitRowwiseQuantizedOp,
     "Fused8BitRowwiseQuantizedToFloat": Fused8BitRowwiseQuantizedToFloatOp,
     "Fused8BitRowwiseQuantizedToHalfFloat": Fused8BitRowwiseQuantizedToHalfFloatOp,
-    "SparseLengthsSumFused8BitRowwise": SparseLengthsSumFused8BitRowwiseOp,
-    "SparseLengthsWeightedSumFused8BitRowwise": SparseLengthsWeightedSumFused8BitRowwiseOp,
-    "SparseLengthsMeanFused8BitRowwise": SparseLengthsMeanFused8BitRowwiseOp,
+    **{op_type: SparseLengthsFused8BitOp for op_type in _FUSED_KINDS},
 }
 
 
